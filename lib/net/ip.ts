@@ -1,0 +1,140 @@
+/**
+ * IP addresses, CIDR prefixes and endpoints as the WireGuard API takes and returns them:
+ * strings at the API ("10.0.0.7/32", "[fd00::7]:51820"), bytes on the wire.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type Family = 4 | 6;
+
+export interface Address {
+  family: Family;
+  /** 4 or 16 bytes, network order. */
+  bytes: Uint8Array;
+}
+
+/** Parses a numeric IPv4 or IPv6 address (no zone); returns null when it is neither. */
+export function parseAddress(text: string): Address | null {
+  if (isIPv4(text)) return { family: 4, bytes: Uint8Array.from(text.split('.').map(Number)) };
+  if (!isIPv6(text) || text.includes('%')) return null;
+  // A dotted IPv4 tail ("::ffff:192.0.2.1") becomes its two hex groups first.
+  const normalized = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
+    `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`,
+  );
+  const [left = '', right] = normalized.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const leftGroups = groups(left);
+  const rightGroups = right === undefined ? [] : groups(right);
+  const words = right === undefined
+    ? leftGroups
+    : [...leftGroups, ...new Array<number>(8 - leftGroups.length - rightGroups.length).fill(0), ...rightGroups];
+  const bytes = new Uint8Array(16);
+  words.forEach((word, i) => {
+    bytes[i * 2] = word >> 8;
+    bytes[i * 2 + 1] = word & 0xff;
+  });
+  return { family: 6, bytes };
+}
+
+/** Formats bytes as inet_ntop(3) does (RFC 5952 for IPv6, dotted tail for IPv4-mapped). */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
+    return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
+  }
+  // The longest run of two or more zero words becomes "::" (the first, on a tie).
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart === -1) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLength))}`;
+}
+
+export interface Prefix extends Address {
+  length: number;
+}
+
+/** Zeroes the host bits below `length`, in place. */
+export function maskHostBits(bytes: Uint8Array, length: number): void {
+  for (let bit = length; bit < bytes.length * 8; bit++) {
+    const index = bit >> 3;
+    bytes[index] = (bytes[index] ?? 0) & ~(0x80 >> (bit & 7));
+  }
+}
+
+/** Parses "a.b.c.d/n" or "x::y/n"; a bare address means a host prefix (/32 or /128). */
+export function parsePrefix(text: string): Prefix | string {
+  const slash = text.indexOf('/');
+  const address = parseAddress(slash === -1 ? text : text.slice(0, slash));
+  if (!address) return 'expected an IPv4 or IPv6 prefix such as "10.0.0.7/32" or "fd00::/64"';
+  const max = address.family === 4 ? 32 : 128;
+  if (slash === -1) return { ...address, length: max };
+  const lengthText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lengthText) || Number(lengthText) > max) {
+    return `prefix length must be an integer from 0 to ${max}`;
+  }
+  return { ...address, length: Number(lengthText) };
+}
+
+export function formatPrefix(prefix: Prefix): string {
+  return `${formatAddress(prefix.bytes)}/${prefix.length}`;
+}
+
+export interface Endpoint extends Address {
+  port: number;
+  /** IPv6 zone (interface index) for link-local endpoints; 0 when none. */
+  scopeId: number;
+}
+
+/** Parses "a.b.c.d:port" or "[x::y]:port" / "[fe80::1%3]:port" (numeric zone only). */
+export function parseEndpoint(text: string): Endpoint | string {
+  let host: string;
+  let portText: string;
+  let scopeId = 0;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1 || text[close + 1] !== ':') return 'expected "[ipv6]:port"';
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+    const percent = host.indexOf('%');
+    if (percent !== -1) {
+      const zone = host.slice(percent + 1);
+      if (!/^\d+$/.test(zone) || Number(zone) > 0xffffffff) return 'IPv6 zone must be a numeric interface index';
+      scopeId = Number(zone);
+      host = host.slice(0, percent);
+    }
+    if (!isIPv6(host)) return 'expected "[ipv6]:port" with a numeric IPv6 address';
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon === -1) return 'endpoint needs a port: expected "ip:port" or "[ipv6]:port"';
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (!isIPv4(host)) return isIPv6(host) ? 'IPv6 endpoints need brackets: "[ipv6]:port"' : 'expected a numeric "ip:port" (host names are not resolved)';
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    return 'port must be an integer from 1 to 65535';
+  }
+  const address = parseAddress(host);
+  if (!address) return 'expected a numeric IP address';
+  return { ...address, port: Number(portText), scopeId };
+}
+
+export function formatEndpoint(endpoint: Endpoint): string {
+  const host = formatAddress(endpoint.bytes);
+  if (endpoint.family === 4) return `${host}:${endpoint.port}`;
+  return `[${host}${endpoint.scopeId ? `%${endpoint.scopeId}` : ''}]:${endpoint.port}`;
+}

@@ -1,0 +1,142 @@
+/**
+ * Netlink attribute (TLV) writing and reading. A writer appends into one growing buffer and
+ * can tell how many bytes a message holds, which is what size-based splitting needs; a
+ * reader walks attributes without copying.
+ */
+import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from './constants.js';
+
+export const align4 = (n: number): number => (n + 3) & ~3;
+
+/** Appends netlink messages and attributes to a single buffer, growing it as needed. */
+export class MessageWriter {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(initialCapacity = 4096) {
+    this.buffer = Buffer.alloc(initialCapacity);
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  private reserve(bytes: number): number {
+    const start = this.length;
+    const needed = start + bytes;
+    if (needed > this.buffer.length) {
+      const grown = Buffer.alloc(Math.max(needed, this.buffer.length * 2));
+      this.buffer.copy(grown, 0, 0, start);
+      this.buffer.fill(0, 0, start); // the old buffer may hold key bytes
+      this.buffer = grown;
+    }
+    this.length = needed;
+    return start;
+  }
+
+  /** Raw bytes, padded to 4. Returns the offset they were written at. */
+  bytes(data: Uint8Array): number {
+    const start = this.reserve(align4(data.length));
+    this.buffer.set(data, start);
+    return start;
+  }
+
+  u8At(offset: number, value: number): void {
+    this.buffer.writeUInt8(value, offset);
+  }
+  u16At(offset: number, value: number): void {
+    this.buffer.writeUInt16LE(value, offset);
+  }
+  u32At(offset: number, value: number): void {
+    this.buffer.writeUInt32LE(value, offset);
+  }
+
+  /** Zero-filled space, padded to 4; returns its offset. */
+  space(bytes: number): number {
+    return this.reserve(align4(bytes));
+  }
+
+  attr(type: number, data: Uint8Array): void {
+    const start = this.reserve(NLA_HDRLEN + align4(data.length));
+    this.buffer.writeUInt16LE(NLA_HDRLEN + data.length, start);
+    this.buffer.writeUInt16LE(type, start + 2);
+    this.buffer.set(data, start + NLA_HDRLEN);
+  }
+
+  attrU8(type: number, value: number): void {
+    this.attr(type, Uint8Array.of(value));
+  }
+  attrU16(type: number, value: number): void {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(value);
+    this.attr(type, b);
+  }
+  attrU32(type: number, value: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(value);
+    this.attr(type, b);
+  }
+  /** NUL-terminated string attribute (NLA_NUL_STRING / NLA_STRING). */
+  attrString(type: number, value: string): void {
+    this.attr(type, Buffer.from(`${value}\0`, 'utf8'));
+  }
+
+  /** Opens a nested attribute; pass the returned offset to `endNest`. */
+  beginNest(type: number): number {
+    const start = this.reserve(NLA_HDRLEN);
+    this.buffer.writeUInt16LE(type | NLA_F_NESTED, start + 2);
+    return start;
+  }
+  endNest(start: number): void {
+    const length = this.length - start;
+    if (length > 0xffff) throw new RangeError(`nested attribute of ${length} bytes exceeds the 65535-byte netlink limit`);
+    this.buffer.writeUInt16LE(length, start);
+  }
+
+  /** Drops everything written after `size` (used to undo a partial peer that did not fit). */
+  truncate(size: number): void {
+    this.buffer.fill(0, size, this.length);
+    this.length = size;
+  }
+
+  /** Copies out the bytes written so far. */
+  take(): Buffer {
+    return Buffer.from(this.buffer.subarray(0, this.length));
+  }
+
+  /** Overwrites the whole backing store; call when the bytes may have held secrets. */
+  wipe(): void {
+    this.buffer.fill(0);
+    this.length = 0;
+  }
+}
+
+/** One attribute seen by `attributes()`: its type (flags masked off) and value bytes. */
+export interface Attribute {
+  type: number;
+  value: Buffer;
+}
+
+/** Iterates the attributes in `data` (a subarray view; nothing is copied). */
+export function* attributes(data: Buffer): Generator<Attribute> {
+  let offset = 0;
+  while (offset + NLA_HDRLEN <= data.length) {
+    const length = data.readUInt16LE(offset);
+    if (length < NLA_HDRLEN || offset + length > data.length) {
+      throw new NetlinkDecodeError(`attribute at offset ${offset} claims ${length} bytes, ${data.length - offset} remain`);
+    }
+    const type = data.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
+    yield { type, value: data.subarray(offset + NLA_HDRLEN, offset + length) };
+    offset += align4(length);
+  }
+}
+
+export function readString(value: Buffer): string {
+  const end = value.indexOf(0);
+  return value.toString('utf8', 0, end === -1 ? value.length : end);
+}
+
+/** A reply the kernel sent that does not parse; indicates a bug or an incompatible kernel. */
+export class NetlinkDecodeError extends Error {
+  override name = 'NetlinkDecodeError';
+  readonly code = 'ERR_JITGUARD_NETLINK_DECODE';
+}

@@ -1,0 +1,170 @@
+/**
+ * WG_CMD_GET_DEVICE dump decoding. The kernel splits a large device across messages; a peer
+ * continued in the next message repeats only its public key and carries more allowed IPs,
+ * so consecutive entries with the same key are merged.
+ *
+ * The dump carries secrets (the interface private key; each peer's preshared key). They are
+ * zeroed in the reply buffers as they are met, so the caller's buffers hold none afterwards;
+ * `onPrivateKey` lets `getPrivateKey` take a copy first.
+ */
+import { NetlinkDecodeError, attributes, readString } from '../netlink/attributes.js';
+import { AF_INET, AF_INET6 } from '../netlink/constants.js';
+import { genlAttributes } from '../netlink/genl.js';
+import type { NetlinkMessage } from '../netlink/message.js';
+import { encodeKey } from '../keys.js';
+import { formatEndpoint, formatPrefix } from '../net/ip.js';
+import type { Device, Peer } from './types.js';
+import {
+  WGALLOWEDIP_A_CIDR_MASK,
+  WGALLOWEDIP_A_FAMILY,
+  WGALLOWEDIP_A_IPADDR,
+  WGDEVICE_A_FWMARK,
+  WGDEVICE_A_IFINDEX,
+  WGDEVICE_A_IFNAME,
+  WGDEVICE_A_LISTEN_PORT,
+  WGDEVICE_A_PEERS,
+  WGDEVICE_A_PRIVATE_KEY,
+  WGDEVICE_A_PUBLIC_KEY,
+  WGPEER_A_ALLOWEDIPS,
+  WGPEER_A_ENDPOINT,
+  WGPEER_A_LAST_HANDSHAKE_TIME,
+  WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+  WGPEER_A_PRESHARED_KEY,
+  WGPEER_A_PROTOCOL_VERSION,
+  WGPEER_A_PUBLIC_KEY,
+  WGPEER_A_RX_BYTES,
+  WGPEER_A_TX_BYTES,
+} from './uapi.js';
+
+export function decodeEndpoint(value: Buffer): string | null {
+  const family = value.readUInt16LE(0);
+  if (family === AF_INET && value.length >= 16) {
+    return formatEndpoint({ family: 4, bytes: value.subarray(4, 8), port: value.readUInt16BE(2), scopeId: 0 });
+  }
+  if (family === AF_INET6 && value.length >= 28) {
+    return formatEndpoint({ family: 6, bytes: value.subarray(8, 24), port: value.readUInt16BE(2), scopeId: value.readUInt32LE(24) });
+  }
+  return null;
+}
+
+function decodeAllowedIp(value: Buffer): string {
+  let family = 0;
+  let address: Buffer | undefined;
+  let length = -1;
+  for (const attr of attributes(value)) {
+    if (attr.type === WGALLOWEDIP_A_FAMILY) family = attr.value.readUInt16LE(0);
+    else if (attr.type === WGALLOWEDIP_A_IPADDR) address = attr.value;
+    else if (attr.type === WGALLOWEDIP_A_CIDR_MASK) length = attr.value.readUInt8(0);
+  }
+  const expected = family === AF_INET ? 4 : family === AF_INET6 ? 16 : 0;
+  if (!address || expected === 0 || address.length !== expected || length < 0) {
+    throw new NetlinkDecodeError(`allowed IP with family ${family}, ${address?.length ?? 0} address bytes, mask ${length}`);
+  }
+  return formatPrefix({ family: expected === 4 ? 4 : 6, bytes: address, length });
+}
+
+function decodePeer(value: Buffer): Peer {
+  const peer: Peer = {
+    publicKey: '',
+    hasPresharedKey: false,
+    endpoint: null,
+    persistentKeepalive: 0,
+    lastHandshake: null,
+    rxBytes: 0n,
+    txBytes: 0n,
+    allowedIps: [],
+    protocolVersion: 0,
+  };
+  for (const attr of attributes(value)) {
+    switch (attr.type) {
+      case WGPEER_A_PUBLIC_KEY:
+        peer.publicKey = encodeKey(attr.value);
+        break;
+      case WGPEER_A_PRESHARED_KEY:
+        peer.hasPresharedKey = attr.value.some((byte) => byte !== 0);
+        attr.value.fill(0);
+        break;
+      case WGPEER_A_ENDPOINT:
+        peer.endpoint = decodeEndpoint(attr.value);
+        break;
+      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
+        peer.persistentKeepalive = attr.value.readUInt16LE(0);
+        break;
+      case WGPEER_A_LAST_HANDSHAKE_TIME: {
+        const seconds = attr.value.readBigInt64LE(0);
+        const nanoseconds = attr.value.readBigInt64LE(8);
+        if (seconds !== 0n || nanoseconds !== 0n) {
+          peer.lastHandshake = new Date(Number(seconds) * 1000 + Math.floor(Number(nanoseconds) / 1e6));
+        }
+        break;
+      }
+      case WGPEER_A_RX_BYTES:
+        peer.rxBytes = attr.value.readBigUInt64LE(0);
+        break;
+      case WGPEER_A_TX_BYTES:
+        peer.txBytes = attr.value.readBigUInt64LE(0);
+        break;
+      case WGPEER_A_PROTOCOL_VERSION:
+        peer.protocolVersion = attr.value.readUInt32LE(0);
+        break;
+      case WGPEER_A_ALLOWEDIPS:
+        for (const entry of attributes(attr.value)) peer.allowedIps.push(decodeAllowedIp(entry.value));
+        break;
+      default:
+        break; // attributes added by newer kernels are ignored
+    }
+  }
+  if (peer.publicKey === '') throw new NetlinkDecodeError('peer without a public key in dump');
+  return peer;
+}
+
+/**
+ * Decodes the messages of one GET_DEVICE dump. `onPrivateKey` receives the interface private
+ * key bytes (a view into the reply, zeroed right after the callback returns).
+ */
+export function decodeDevice(messages: NetlinkMessage[], onPrivateKey?: (key: Buffer) => void): Device {
+  const device: Device = { name: '', ifindex: 0, publicKey: null, listenPort: 0, fwmark: 0, peers: [] };
+  let last: Peer | undefined;
+  for (const message of messages) {
+    for (const attr of genlAttributes(message.payload)) {
+      switch (attr.type) {
+        case WGDEVICE_A_IFINDEX:
+          device.ifindex = attr.value.readUInt32LE(0);
+          break;
+        case WGDEVICE_A_IFNAME:
+          device.name = readString(attr.value);
+          break;
+        case WGDEVICE_A_PRIVATE_KEY:
+          try {
+            onPrivateKey?.(attr.value);
+          } finally {
+            attr.value.fill(0);
+          }
+          break;
+        case WGDEVICE_A_PUBLIC_KEY:
+          device.publicKey = encodeKey(attr.value);
+          break;
+        case WGDEVICE_A_LISTEN_PORT:
+          device.listenPort = attr.value.readUInt16LE(0);
+          break;
+        case WGDEVICE_A_FWMARK:
+          device.fwmark = attr.value.readUInt32LE(0);
+          break;
+        case WGDEVICE_A_PEERS:
+          for (const entry of attributes(attr.value)) {
+            const peer = decodePeer(entry.value);
+            if (last !== undefined && last.publicKey === peer.publicKey) {
+              for (const ip of peer.allowedIps) last.allowedIps.push(ip);
+            } else {
+              device.peers.push(peer);
+              last = peer;
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return device;
+}

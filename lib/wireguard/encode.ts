@@ -1,0 +1,185 @@
+/**
+ * WG_CMD_SET_DEVICE encoding, split across messages by size.
+ *
+ * One message cannot carry an arbitrarily large configuration: the WGDEVICE_A_PEERS nest's
+ * length is a u16, and the kernel allocates each request whole. So peers are packed into
+ * messages of at most `maxMessageBytes`, and a peer whose allowed IPs do not fit continues in
+ * the next message. What repeats in a continuation follows the kernel's rules:
+ * - every message names the interface; only the first carries device fields and
+ *   WGDEVICE_F_REPLACE_PEERS (repeating it would delete the peers just sent);
+ * - a continued peer repeats only its public key, plus WGPEER_F_UPDATE_ONLY if it had it
+ *   (without it, the continuation of a skipped update-only peer would create that peer);
+ *   WGPEER_F_REPLACE_ALLOWEDIPS is not repeated (it would drop the IPs sent before).
+ *
+ * Splitting is by bytes, like wg(8), not by count, like wgctrl-go: 100,000 small peers take
+ * a few hundred messages, not 100,000 round trips.
+ */
+import { MessageWriter } from '../netlink/attributes.js';
+import { AF_INET, AF_INET6, NLM_F_ACK, NLM_F_REQUEST } from '../netlink/constants.js';
+import { beginGenlMessage } from '../netlink/genl.js';
+import { endMessage } from '../netlink/message.js';
+import type { Endpoint, Prefix } from '../net/ip.js';
+import type { NormalizedConfig, NormalizedPeer } from './validate.js';
+import {
+  WGALLOWEDIP_A_CIDR_MASK,
+  WGALLOWEDIP_A_FAMILY,
+  WGALLOWEDIP_A_IPADDR,
+  WGDEVICE_A_FLAGS,
+  WGDEVICE_A_FWMARK,
+  WGDEVICE_A_IFNAME,
+  WGDEVICE_A_LISTEN_PORT,
+  WGDEVICE_A_PEERS,
+  WGDEVICE_A_PRIVATE_KEY,
+  WGDEVICE_F_REPLACE_PEERS,
+  WGPEER_A_ALLOWEDIPS,
+  WGPEER_A_ENDPOINT,
+  WGPEER_A_FLAGS,
+  WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+  WGPEER_A_PRESHARED_KEY,
+  WGPEER_A_PUBLIC_KEY,
+  WGPEER_F_REMOVE_ME,
+  WGPEER_F_REPLACE_ALLOWEDIPS,
+  WGPEER_F_UPDATE_ONLY,
+  WG_CMD_SET_DEVICE,
+  WG_GENL_VERSION,
+} from './uapi.js';
+
+/**
+ * Default message size. Large enough that the per-message cost vanishes next to the
+ * kernel's per-peer work, small enough to stay far below the u16 nest limit.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024;
+
+/** Where each message ends, in peers, so a failure can be reported precisely. */
+export interface MessageBoundary {
+  /** Peers fully applied once this message (and all before it) is accepted. */
+  completedPeers: number;
+  /** A peer whose allowed IPs continue in the next message. */
+  partialPeer?: number;
+}
+
+export interface EncodedSet {
+  messages: Buffer[];
+  boundaries: MessageBoundary[];
+}
+
+const ZERO_KEY = new Uint8Array(32);
+
+export function encodeEndpoint(endpoint: Endpoint): Buffer {
+  if (endpoint.family === 4) {
+    const sockaddr = Buffer.alloc(16); // struct sockaddr_in
+    sockaddr.writeUInt16LE(AF_INET, 0);
+    sockaddr.writeUInt16BE(endpoint.port, 2);
+    sockaddr.set(endpoint.bytes, 4);
+    return sockaddr;
+  }
+  const sockaddr = Buffer.alloc(28); // struct sockaddr_in6
+  sockaddr.writeUInt16LE(AF_INET6, 0);
+  sockaddr.writeUInt16BE(endpoint.port, 2);
+  sockaddr.set(endpoint.bytes, 8);
+  sockaddr.writeUInt32LE(endpoint.scopeId, 24);
+  return sockaddr;
+}
+
+function writeAllowedIp(writer: MessageWriter, prefix: Prefix): void {
+  const nest = writer.beginNest(0);
+  writer.attrU16(WGALLOWEDIP_A_FAMILY, prefix.family === 4 ? AF_INET : AF_INET6);
+  writer.attr(WGALLOWEDIP_A_IPADDR, prefix.bytes);
+  writer.attrU8(WGALLOWEDIP_A_CIDR_MASK, prefix.length);
+  writer.endNest(nest);
+}
+
+function peerFlags(peer: NormalizedPeer): number {
+  return (peer.remove ? WGPEER_F_REMOVE_ME : 0)
+    | (peer.updateOnly ? WGPEER_F_UPDATE_ONLY : 0)
+    | (peer.replaceAllowedIps ? WGPEER_F_REPLACE_ALLOWEDIPS : 0);
+}
+
+function writePeerHead(writer: MessageWriter, peer: NormalizedPeer): void {
+  writer.attr(WGPEER_A_PUBLIC_KEY, peer.publicKey);
+  const flags = peerFlags(peer);
+  if (flags !== 0) writer.attrU32(WGPEER_A_FLAGS, flags);
+  if (peer.presharedKey !== undefined) writer.attr(WGPEER_A_PRESHARED_KEY, peer.presharedKey ?? ZERO_KEY);
+  if (peer.endpoint !== undefined) writer.attr(WGPEER_A_ENDPOINT, encodeEndpoint(peer.endpoint));
+  if (peer.persistentKeepalive !== undefined) writer.attrU16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistentKeepalive);
+}
+
+/** Encodes a validated config into SET_DEVICE messages of at most `maxMessageBytes`. */
+export function encodeSetDevice(
+  family: number,
+  interfaceName: string,
+  config: NormalizedConfig,
+  maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+): EncodedSet {
+  const writer = new MessageWriter(maxMessageBytes + 1024);
+  const messages: Buffer[] = [];
+  const boundaries: MessageBoundary[] = [];
+  let messageStart = 0;
+  let peersNest = -1;
+
+  const startMessage = (first: boolean) => {
+    messageStart = beginGenlMessage(writer, family, WG_CMD_SET_DEVICE, WG_GENL_VERSION, NLM_F_REQUEST | NLM_F_ACK);
+    writer.attrString(WGDEVICE_A_IFNAME, interfaceName);
+    if (first) {
+      if (config.privateKey !== undefined) writer.attr(WGDEVICE_A_PRIVATE_KEY, config.privateKey ?? ZERO_KEY);
+      if (config.listenPort !== undefined) writer.attrU16(WGDEVICE_A_LISTEN_PORT, config.listenPort);
+      if (config.fwmark !== undefined) writer.attrU32(WGDEVICE_A_FWMARK, config.fwmark);
+      if (config.replacePeers) writer.attrU32(WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS);
+    }
+    peersNest = -1;
+  };
+  const finishMessage = (boundary: MessageBoundary) => {
+    if (peersNest !== -1) writer.endNest(peersNest);
+    endMessage(writer, messageStart);
+    messages.push(writer.take());
+    writer.truncate(0);
+    boundaries.push(boundary);
+  };
+  const fits = () => writer.size <= maxMessageBytes;
+
+  try {
+    startMessage(true);
+    const fixedSize = writer.size;
+    config.peers.forEach((peer, index) => {
+      const begin = writer.size;
+      if (peersNest === -1) peersNest = writer.beginNest(WGDEVICE_A_PEERS);
+      let peerNest = writer.beginNest(0);
+      writePeerHead(writer, peer);
+      if (!fits() && begin > fixedSize) {
+        // The peer's head does not fit behind the peers already here: start it afresh.
+        writer.truncate(begin);
+        finishMessage({ completedPeers: index });
+        startMessage(false);
+        peersNest = writer.beginNest(WGDEVICE_A_PEERS);
+        peerNest = writer.beginNest(0);
+        writePeerHead(writer, peer);
+      }
+      if (peer.allowedIps !== undefined && peer.allowedIps.length > 0) {
+        let allowedNest = writer.beginNest(WGPEER_A_ALLOWEDIPS);
+        for (const prefix of peer.allowedIps) {
+          const before = writer.size;
+          writeAllowedIp(writer, prefix);
+          if (fits()) continue;
+          // Close this part of the peer and continue it in a new message.
+          writer.truncate(before);
+          writer.endNest(allowedNest);
+          writer.endNest(peerNest);
+          finishMessage({ completedPeers: index, partialPeer: index });
+          startMessage(false);
+          peersNest = writer.beginNest(WGDEVICE_A_PEERS);
+          peerNest = writer.beginNest(0);
+          writer.attr(WGPEER_A_PUBLIC_KEY, peer.publicKey);
+          if (peer.updateOnly) writer.attrU32(WGPEER_A_FLAGS, WGPEER_F_UPDATE_ONLY);
+          allowedNest = writer.beginNest(WGPEER_A_ALLOWEDIPS);
+          writeAllowedIp(writer, prefix);
+        }
+        writer.endNest(allowedNest);
+      }
+      writer.endNest(peerNest);
+    });
+    finishMessage({ completedPeers: config.peers.length });
+  } finally {
+    writer.wipe();
+  }
+  return { messages, boundaries };
+}

@@ -1,0 +1,68 @@
+/**
+ * The WireGuard configuration model, with wgctrl-go's semantics:
+ *
+ * **A field left `undefined` is left unchanged.** Only what a call names is changed.
+ *
+ * Named booleans, each documented once here:
+ * - `DeviceConfig.replacePeers`: remove every peer not listed in this call (the listed ones
+ *   are then added or updated). With no `peers`, removes all peers.
+ * - `PeerConfig.remove`: remove this peer. Removing a peer that is not there is not an error
+ *   (the kernel ignores it; so do we, and say so here).
+ * - `PeerConfig.updateOnly`: change this peer only if it already exists; never create it.
+ *   A missing peer is silently skipped by the kernel; jitguard does not report it either.
+ * - `PeerConfig.replaceAllowedIps`: replace this peer's allowed IPs with `allowedIps`
+ *   (an empty list clears them) instead of adding to them.
+ *
+ * Clearing: `privateKey: null` removes the interface key; `presharedKey: null` removes the
+ * peer's preshared key; `fwmark: 0`, `persistentKeepalive: 0` and `listenPort: 0` have the
+ * kernel's meaning (off / off / pick a random port).
+ */
+import type { KeyInput, PrivateKeyInput } from '../keys.js';
+
+export interface DeviceConfig {
+  privateKey?: PrivateKeyInput | null;
+  listenPort?: number;
+  fwmark?: number;
+  replacePeers?: boolean;
+  peers?: PeerConfig[];
+}
+
+export interface PeerConfig {
+  publicKey: KeyInput;
+  remove?: boolean;
+  updateOnly?: boolean;
+  presharedKey?: KeyInput | null;
+  /** "ip:port" or "[ipv6]:port"; numeric only (no name resolution). */
+  endpoint?: string;
+  /** Seconds, 0 to 65535; 0 turns keepalive off. */
+  persistentKeepalive?: number;
+  replaceAllowedIps?: boolean;
+  /** CIDR strings; host bits are cleared, as the kernel stores them. */
+  allowedIps?: string[];
+}
+
+/** A device as read back from the kernel. The private key is never included. */
+export interface Device {
+  name: string;
+  ifindex: number;
+  /** Base64 public key, or null when the interface has no private key. */
+  publicKey: string | null;
+  listenPort: number;
+  /** 0 when unset. */
+  fwmark: number;
+  peers: Peer[];
+}
+
+export interface Peer {
+  publicKey: string;
+  /** Whether a preshared key is set; the key itself is a secret and never returned. */
+  hasPresharedKey: boolean;
+  endpoint: string | null;
+  /** Seconds; 0 when off. */
+  persistentKeepalive: number;
+  lastHandshake: Date | null;
+  rxBytes: bigint;
+  txBytes: bigint;
+  allowedIps: string[];
+  protocolVersion: number;
+}

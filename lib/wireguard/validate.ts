@@ -1,0 +1,168 @@
+/**
+ * Validation of everything a caller passes, before anything crosses into native code.
+ * Produces the normalized form the encoder consumes: keys as bytes, prefixes and endpoints
+ * parsed. Secret bytes in the result must be wiped by the caller (`wipeConfig`).
+ */
+import { ValidationError } from '../errors.js';
+import { decodeKey, decodePrivateKey, derivePublicKey, describe, encodeKey } from '../keys.js';
+import { maskHostBits, parseEndpoint, parsePrefix } from '../net/ip.js';
+import type { Endpoint, Prefix } from '../net/ip.js';
+import type { DeviceConfig, PeerConfig } from './types.js';
+import { MAX_INTERFACE_NAME } from './uapi.js';
+
+export interface NormalizedPeer {
+  publicKey: Uint8Array;
+  remove: boolean;
+  updateOnly: boolean;
+  replaceAllowedIps: boolean;
+  /** undefined: unchanged; null: clear. */
+  presharedKey?: Uint8Array | null;
+  endpoint?: Endpoint;
+  persistentKeepalive?: number;
+  /** undefined: unchanged (or cleared, with replaceAllowedIps). */
+  allowedIps?: Prefix[];
+}
+
+export interface NormalizedConfig {
+  /** undefined: unchanged; null: clear. */
+  privateKey?: Uint8Array | null;
+  listenPort?: number;
+  fwmark?: number;
+  replacePeers: boolean;
+  peers: NormalizedPeer[];
+}
+
+const DEVICE_FIELDS = new Set(['privateKey', 'listenPort', 'fwmark', 'replacePeers', 'peers']);
+const PEER_FIELDS = new Set([
+  'publicKey', 'remove', 'updateOnly', 'presharedKey', 'endpoint', 'persistentKeepalive', 'replaceAllowedIps', 'allowedIps',
+]);
+
+export function validateInterfaceName(name: unknown, path = 'name'): string {
+  if (typeof name !== 'string') throw new ValidationError(path, `expected an interface name string, got ${describe(name)}`);
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0 || bytes > MAX_INTERFACE_NAME) {
+    throw new ValidationError(path, `interface names are 1 to ${MAX_INTERFACE_NAME} bytes, got ${bytes}`);
+  }
+  if (/[\s/:]/.test(name) || name === '.' || name === '..') {
+    throw new ValidationError(path, 'interface names cannot contain whitespace, "/" or ":", nor be "." or ".."');
+  }
+  return name;
+}
+
+function rejectUnknownFields(value: object, allowed: Set<string>, path: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) {
+      throw new ValidationError(`${path}.${key}`, `unknown field (known: ${[...allowed].join(', ')})`);
+    }
+  }
+}
+
+function optionalBoolean(value: unknown, path: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new ValidationError(path, `expected a boolean, got ${describe(value)}`);
+  return value;
+}
+
+function optionalInteger(value: unknown, path: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ValidationError(path, `expected an integer from ${min} to ${max}, got ${typeof value === 'number' ? value : describe(value)}`);
+  }
+  return value;
+}
+
+function validatePeer(peer: unknown, path: string): NormalizedPeer {
+  if (typeof peer !== 'object' || peer === null || Array.isArray(peer)) {
+    throw new ValidationError(path, `expected a peer object, got ${describe(peer)}`);
+  }
+  rejectUnknownFields(peer, PEER_FIELDS, path);
+  const p = peer as PeerConfig;
+  const normalized: NormalizedPeer = {
+    publicKey: decodeKey(p.publicKey, `${path}.publicKey`),
+    remove: optionalBoolean(p.remove, `${path}.remove`),
+    updateOnly: optionalBoolean(p.updateOnly, `${path}.updateOnly`),
+    replaceAllowedIps: optionalBoolean(p.replaceAllowedIps, `${path}.replaceAllowedIps`),
+  };
+  if (normalized.remove) {
+    const others = Object.entries(p).filter(([k, v]) => k !== 'publicKey' && k !== 'remove' && v !== undefined);
+    if (others.length > 0) {
+      throw new ValidationError(path, `remove cannot be combined with ${others.map(([k]) => k).join(', ')}`);
+    }
+    return normalized;
+  }
+  if (p.presharedKey !== undefined) {
+    normalized.presharedKey = p.presharedKey === null ? null : decodeKey(p.presharedKey, `${path}.presharedKey`);
+  }
+  if (p.endpoint !== undefined) {
+    if (typeof p.endpoint !== 'string') throw new ValidationError(`${path}.endpoint`, `expected "ip:port", got ${describe(p.endpoint)}`);
+    const endpoint = parseEndpoint(p.endpoint);
+    if (typeof endpoint === 'string') throw new ValidationError(`${path}.endpoint`, endpoint);
+    normalized.endpoint = endpoint;
+  }
+  normalized.persistentKeepalive = optionalInteger(p.persistentKeepalive, `${path}.persistentKeepalive`, 0, 65535);
+  if (p.allowedIps !== undefined) {
+    if (!Array.isArray(p.allowedIps)) {
+      throw new ValidationError(`${path}.allowedIps`, `expected an array of CIDR strings, got ${describe(p.allowedIps)}`);
+    }
+    normalized.allowedIps = p.allowedIps.map((text, i) => {
+      const where = `${path}.allowedIps[${i}]`;
+      if (typeof text !== 'string') throw new ValidationError(where, `expected a CIDR string, got ${describe(text)}`);
+      const prefix = parsePrefix(text);
+      if (typeof prefix === 'string') throw new ValidationError(where, `${prefix}, got "${text}"`);
+      maskHostBits(prefix.bytes, prefix.length);
+      return prefix;
+    });
+  }
+  return normalized;
+}
+
+/**
+ * Validates a `setDevice` config. `devicePublicKey` is the interface's current public key
+ * when known: a peer equal to it would be silently ignored by the kernel, so it is refused.
+ */
+export function validateConfig(config: unknown, devicePublicKey: Uint8Array | null | undefined): NormalizedConfig {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ValidationError('config', `expected a config object, got ${describe(config)}`);
+  }
+  rejectUnknownFields(config, DEVICE_FIELDS, 'config');
+  const c = config as DeviceConfig;
+  const normalized: NormalizedConfig = {
+    listenPort: optionalInteger(c.listenPort, 'config.listenPort', 0, 65535),
+    fwmark: optionalInteger(c.fwmark, 'config.fwmark', 0, 0xffffffff),
+    replacePeers: optionalBoolean(c.replacePeers, 'config.replacePeers'),
+    peers: [],
+  };
+  try {
+    let ownPublicKey = devicePublicKey ?? null;
+    if (c.privateKey !== undefined) {
+      normalized.privateKey = c.privateKey === null ? null : decodePrivateKey(c.privateKey, 'config.privateKey');
+      ownPublicKey = normalized.privateKey === null ? null : derivePublicKey(normalized.privateKey);
+    }
+    if (c.peers !== undefined) {
+      if (!Array.isArray(c.peers)) throw new ValidationError('config.peers', `expected an array of peers, got ${describe(c.peers)}`);
+      const seen = new Map<string, number>();
+      c.peers.forEach((peer, i) => {
+        const path = `config.peers[${i}]`;
+        const normalizedPeer = validatePeer(peer, path);
+        const key = encodeKey(normalizedPeer.publicKey);
+        const first = seen.get(key);
+        if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
+        seen.set(key, i);
+        if (ownPublicKey && Buffer.compare(normalizedPeer.publicKey, ownPublicKey) === 0) {
+          throw new ValidationError(`${path}.publicKey`, "equals the interface's own public key; the kernel would silently ignore this peer");
+        }
+        normalized.peers.push(normalizedPeer);
+      });
+    }
+  } catch (error) {
+    wipeConfig(normalized);
+    throw error;
+  }
+  return normalized;
+}
+
+/** Zeroes the secret bytes a normalized config holds. */
+export function wipeConfig(config: NormalizedConfig): void {
+  config.privateKey?.fill(0);
+  for (const peer of config.peers) peer.presharedKey?.fill(0);
+}
