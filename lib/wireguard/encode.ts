@@ -15,7 +15,7 @@
  * a few hundred messages, not 100,000 round trips.
  */
 import { MessageWriter } from '../netlink/attributes.js';
-import { AF_INET, AF_INET6, NLM_F_ACK, NLM_F_REQUEST } from '../netlink/constants.js';
+import { AF_INET, AF_INET6, NLA_HDRLEN, NLM_F_ACK, NLM_F_REQUEST } from '../netlink/constants.js';
 import { beginGenlMessage } from '../netlink/genl.js';
 import { endMessage } from '../netlink/message.js';
 import type { Endpoint, Prefix } from '../net/ip.js';
@@ -139,23 +139,26 @@ export function encodeSetDevice(
 
   try {
     startMessage(true);
-    const fixedSize = writer.size;
     config.peers.forEach((peer, index) => {
-      const begin = writer.size;
       if (peersNest === -1) peersNest = writer.beginNest(WGDEVICE_A_PEERS);
-      let peerNest = writer.beginNest(0);
-      writePeerHead(writer, peer);
-      if (!fits() && begin > fixedSize) {
+      const begin = writer.size;
+      const hasAllowedIps = peer.allowedIps !== undefined && peer.allowedIps.length > 0;
+      const writeHead = () => {
+        const nest = writer.beginNest(0);
+        writePeerHead(writer, peer);
+        return { peerNest: nest, allowedNest: hasAllowedIps ? writer.beginNest(WGPEER_A_ALLOWEDIPS) : -1 };
+      };
+      let { peerNest, allowedNest } = writeHead();
+      const othersInMessage = begin > peersNest + NLA_HDRLEN;
+      if (!fits() && othersInMessage) {
         // The peer's head does not fit behind the peers already here: start it afresh.
         writer.truncate(begin);
         finishMessage({ completedPeers: index });
         startMessage(false);
         peersNest = writer.beginNest(WGDEVICE_A_PEERS);
-        peerNest = writer.beginNest(0);
-        writePeerHead(writer, peer);
+        ({ peerNest, allowedNest } = writeHead());
       }
-      if (peer.allowedIps !== undefined && peer.allowedIps.length > 0) {
-        let allowedNest = writer.beginNest(WGPEER_A_ALLOWEDIPS);
+      if (hasAllowedIps && peer.allowedIps) {
         for (const prefix of peer.allowedIps) {
           const before = writer.size;
           writeAllowedIp(writer, prefix);
