@@ -1,0 +1,244 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { KeyObject } from 'node:crypto';
+import { WireGuard, WireGuardError, isNotFound } from '../../../lib/index.js';
+import { CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, GENL_ID_CTRL, NLM_F_DUMP_INTR, NLM_F_MULTI } from '../../../lib/netlink/constants.js';
+import * as uapi from '../../../lib/wireguard/uapi.js';
+import { derivePublicKey } from '../../../lib/keys.js';
+import { ReplayTransport } from '../../support/replay-transport.js';
+import type { ReplayStep } from '../../support/replay-transport.js';
+import { ack, concat, done, errorReply, genlReply } from '../../support/kernel-replies.js';
+import { key, keyBytes } from '../../support/keys.js';
+import type { MessageWriter } from '../../../lib/netlink/attributes.js';
+
+const FAMILY = 0x1e;
+const familyStep: ReplayStep = {
+  replies: [concat(genlReply(GENL_ID_CTRL, 1, (w) => {
+    w.attrU16(CTRL_ATTR_FAMILY_ID, FAMILY);
+    w.attrString(CTRL_ATTR_FAMILY_NAME, 'wireguard');
+  }, 0), ack())],
+};
+
+const devicePrivate = keyBytes(1, 'device');
+const devicePublic = derivePublicKey(devicePrivate);
+
+function deviceAttributes(w: MessageWriter) {
+  w.attrU16(uapi.WGDEVICE_A_LISTEN_PORT, 51820);
+  w.attrU32(uapi.WGDEVICE_A_FWMARK, 0);
+  w.attrU32(uapi.WGDEVICE_A_IFINDEX, 7);
+  w.attrString(uapi.WGDEVICE_A_IFNAME, 'wg0');
+  w.attr(uapi.WGDEVICE_A_PRIVATE_KEY, devicePrivate);
+  w.attr(uapi.WGDEVICE_A_PUBLIC_KEY, devicePublic);
+}
+
+function allowedIp(w: MessageWriter, a: number, mask = 32) {
+  const n = w.beginNest(0);
+  w.attrU16(uapi.WGALLOWEDIP_A_FAMILY, 2);
+  w.attr(uapi.WGALLOWEDIP_A_IPADDR, Uint8Array.of(10, 0, 0, a));
+  w.attrU8(uapi.WGALLOWEDIP_A_CIDR_MASK, mask);
+  w.endNest(n);
+}
+
+/** A dump split the way the kernel splits it: peer 1's allowed IPs continue in message 2. */
+function splitDump(flags = NLM_F_MULTI): Buffer[] {
+  const first = genlReply(FAMILY, uapi.WG_CMD_GET_DEVICE, (w) => {
+    deviceAttributes(w);
+    const peers = w.beginNest(uapi.WGDEVICE_A_PEERS);
+    const p = w.beginNest(0);
+    w.attr(uapi.WGPEER_A_PUBLIC_KEY, keyBytes(1));
+    w.attr(uapi.WGPEER_A_PRESHARED_KEY, keyBytes(99, 'psk'));
+    const ts = Buffer.alloc(16);
+    ts.writeBigInt64LE(1_700_000_000n, 0);
+    ts.writeBigInt64LE(500_000_000n, 8);
+    w.attr(uapi.WGPEER_A_LAST_HANDSHAKE_TIME, ts);
+    w.attrU16(uapi.WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, 25);
+    const rx = Buffer.alloc(8);
+    rx.writeBigUInt64LE(2n ** 40n);
+    w.attr(uapi.WGPEER_A_RX_BYTES, rx);
+    w.attr(uapi.WGPEER_A_TX_BYTES, Buffer.alloc(8));
+    w.attrU32(uapi.WGPEER_A_PROTOCOL_VERSION, 1);
+    const ep = Buffer.alloc(16);
+    ep.writeUInt16LE(2);
+    ep.writeUInt16BE(40001, 2);
+    ep.set([192, 0, 2, 7], 4);
+    w.attr(uapi.WGPEER_A_ENDPOINT, ep);
+    const ips = w.beginNest(uapi.WGPEER_A_ALLOWEDIPS);
+    allowedIp(w, 1);
+    allowedIp(w, 2);
+    w.endNest(ips);
+    w.endNest(p);
+    w.endNest(peers);
+  }, flags);
+  const second = genlReply(FAMILY, uapi.WG_CMD_GET_DEVICE, (w) => {
+    const peers = w.beginNest(uapi.WGDEVICE_A_PEERS);
+    let p = w.beginNest(0);
+    w.attr(uapi.WGPEER_A_PUBLIC_KEY, keyBytes(1));
+    let ips = w.beginNest(uapi.WGPEER_A_ALLOWEDIPS);
+    allowedIp(w, 3);
+    w.endNest(ips);
+    w.endNest(p);
+    p = w.beginNest(0);
+    w.attr(uapi.WGPEER_A_PUBLIC_KEY, keyBytes(2));
+    w.attr(uapi.WGPEER_A_PRESHARED_KEY, new Uint8Array(32));
+    ips = w.beginNest(uapi.WGPEER_A_ALLOWEDIPS);
+    allowedIp(w, 0, 24);
+    w.endNest(ips);
+    w.endNest(p);
+    w.endNest(peers);
+  }, flags);
+  return [first, concat(second, done())];
+}
+
+describe('WireGuard over a replayed kernel', () => {
+  it('merges a peer continued across dump messages and returns no secrets', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    const device = await wg.getDevice('wg0');
+    assert.equal(device.name, 'wg0');
+    assert.equal(device.ifindex, 7);
+    assert.equal(device.listenPort, 51820);
+    assert.equal(device.publicKey, Buffer.from(devicePublic).toString('base64'));
+    assert.equal(device.peers.length, 2);
+    const [p1, p2] = device.peers;
+    assert.deepEqual(p1!.allowedIps, ['10.0.0.1/32', '10.0.0.2/32', '10.0.0.3/32']);
+    assert.equal(p1!.hasPresharedKey, true);
+    assert.equal(p1!.endpoint, '192.0.2.7:40001');
+    assert.equal(p1!.persistentKeepalive, 25);
+    assert.equal(p1!.rxBytes, 2n ** 40n);
+    assert.equal(p1!.lastHandshake?.getTime(), 1_700_000_000_500);
+    assert.equal(p2!.hasPresharedKey, false);
+    assert.equal(p2!.lastHandshake, null);
+    assert.deepEqual(p2!.allowedIps, ['10.0.0.0/24']);
+    assert.ok(!('privateKey' in device));
+    assert.equal(JSON.stringify(device, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).includes(Buffer.from(devicePrivate).toString('base64')), false);
+    assert.equal(transport.remaining, 0);
+  });
+
+  it('zeroes the private and preshared keys in the reply buffers it decoded', async () => {
+    const replies = splitDump();
+    const transport = new ReplayTransport([familyStep, { replies }]);
+    const seen: Buffer[] = [];
+    const original = transport.exchange.bind(transport);
+    transport.exchange = async (m) => {
+      const r = await original(m);
+      seen.push(...r.replies);
+      return r;
+    };
+    const wg = new WireGuard({ transports: { generic: transport } });
+    const key = await wg.getPrivateKey('wg0');
+    assert.ok(key instanceof KeyObject);
+    assert.equal(key.asymmetricKeyType, 'x25519');
+    const all = Buffer.concat(seen);
+    assert.equal(all.indexOf(Buffer.from(devicePrivate)), -1, 'private key bytes left in a reply buffer');
+    assert.equal(all.indexOf(Buffer.from(keyBytes(99, 'psk'))), -1, 'preshared key bytes left in a reply buffer');
+  });
+
+  it('retries a dump the kernel marks as interrupted', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump(NLM_F_MULTI | NLM_F_DUMP_INTR) }, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    assert.equal((await wg.getDevice('wg0')).peers.length, 2);
+    assert.equal(transport.sent.length, 3);
+  });
+
+  it('gives up with EAGAIN after maxDumpAttempts interrupted dumps', async () => {
+    const interrupted = () => ({ replies: splitDump(NLM_F_MULTI | NLM_F_DUMP_INTR) });
+    const transport = new ReplayTransport([familyStep, interrupted(), interrupted()]);
+    const wg = new WireGuard({ transports: { generic: transport }, maxDumpAttempts: 2 });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'EAGAIN');
+  });
+
+  it('reports a missing interface as ENODEV, the documented not-found', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: [errorReply(19)] }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.getDevice('nope0'), (e: unknown) => {
+      assert.ok(e instanceof WireGuardError);
+      assert.equal(e.code, 'ENODEV');
+      assert.equal(e.errno, 19);
+      assert.equal(e.syscall, 'netlink');
+      assert.equal(e.interface, 'nope0');
+      assert.equal(e.operation, 'getDevice');
+      assert.ok(isNotFound(e));
+      assert.match(e.message, /getDevice nope0: no such interface/);
+      return true;
+    });
+  });
+
+  it('carries the kernel extended-ack text', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: [errorReply(22, 'Attribute failed policy validation', 24)], completed: 0 }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('wg0', { privateKey: keyBytes(3, 'x'), listenPort: 1 }), (e: unknown) => {
+      assert.ok(e instanceof WireGuardError);
+      assert.equal(e.code, 'EINVAL');
+      assert.equal(e.kernelMessage, 'Attribute failed policy validation');
+      assert.match(e.message, /kernel: Attribute failed policy validation/);
+      return true;
+    });
+  });
+
+  it('reports exactly which peers a split SET applied before the kernel refused', async () => {
+    const peers = Array.from({ length: 30 }, (_, i) => ({ publicKey: key(i), allowedIps: Array.from({ length: 20 }, (_, j) => `10.${i}.0.${j}/32`) }));
+    // The native transport stops at the first rejected message: replies are the acks of the
+    // accepted ones and the error of the rejected one.
+    const transport = new ReplayTransport([
+      familyStep,
+      {
+        check: (messages) => assert.ok(messages.length > 4, `${messages.length} messages`),
+        replies: [ack(), ack(), errorReply(12)],
+        answers: [0, 1, 2],
+        completed: 2,
+      },
+    ]);
+    const wg = new WireGuard({ transports: { generic: transport }, maxMessageBytes: 1024 });
+    await assert.rejects(wg.setDevice('wg0', { privateKey: keyBytes(3, 'x'), peers }), (e: unknown) => {
+      assert.ok(e instanceof WireGuardError);
+      assert.equal(e.code, 'ENOMEM');
+      assert.ok(e.progress);
+      assert.equal(e.progress.completedMessages, 2);
+      assert.ok(e.progress.totalMessages > 4);
+      assert.ok(e.progress.appliedPeers >= 1 && e.progress.appliedPeers < 30);
+      return true;
+    });
+  });
+
+  it('names CAP_NET_ADMIN when the kernel says EPERM', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: [errorReply(1)] }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'EPERM' && /CAP_NET_ADMIN/.test(e.message));
+  });
+
+  it('turns a failed system call into a WireGuardError with errno and syscall', async () => {
+    const transport = new ReplayTransport([familyStep, { fail: { errno: 105, code: 'ENOBUFS', syscall: 'recvmsg' } }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'ENOBUFS' && e.syscall === 'recvmsg');
+  });
+
+  it('validates before sending anything', async () => {
+    const transport = new ReplayTransport([]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('wg0', { privateKey: key(1), peers: [{ publicKey: 'short' }] }), /config.peers\[0\].publicKey/);
+    await assert.rejects(async () => wg.getDevice('x'.repeat(16)), /1 to 15 bytes/);
+    assert.equal(transport.sent.length, 0);
+  });
+
+  it('runs overlapping calls one at a time, in call order', async () => {
+    const order: string[] = [];
+    const transport = new ReplayTransport([
+      familyStep,
+      { replies: [ack()], check: () => order.push('set') },
+      { replies: splitDump(), check: () => order.push('get') },
+    ]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    const [, device] = await Promise.all([wg.setDevice('wg0', { listenPort: 1 }), wg.getDevice('wg0')]);
+    assert.deepEqual(order, ['set', 'get']);
+    assert.equal(device.peers.length, 2);
+  });
+
+  it('fails calls after close with a typed error and closes the transport', async () => {
+    const transport = new ReplayTransport([familyStep]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('wg0', { listenPort: 1 }));
+    wg.close();
+    assert.equal(transport.closed, true);
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'ERR_JITGUARD_CLOSED');
+  });
+});
