@@ -14,7 +14,9 @@
 #include "netlink_socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/netlink.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "errors.h"
@@ -203,6 +206,42 @@ class ExchangeWorker : public Napi::AsyncWorker {
   const char* syscall_ = "";
 };
 
+// Creates a socket inside the network namespace at `netns_path` (e.g. /run/netns/gw), then
+// returns the calling thread to its own namespace. A socket keeps the namespace it was created
+// in for its whole life, so this is all it takes to manage WireGuard in another namespace.
+// setns() affects only the calling (JS) thread, and only for these few system calls.
+int SocketInNamespace(const std::string& netns_path, int protocol, int* failed_errno, const char** failed_call) {
+  auto fail = [&](const char* call) {
+    *failed_errno = errno;
+    *failed_call = call;
+    return -1;
+  };
+  if (netns_path.empty()) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    return fd < 0 ? fail("socket") : fd;
+  }
+  int target = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) return fail("open");
+  int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) {
+    const int err = errno;
+    close(target);
+    errno = err;
+    return fail("open");
+  }
+  int fd = -1;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    fail("setns");
+  } else {
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) fail("socket");
+    if (setns(original, CLONE_NEWNET) < 0) abort();  // cannot continue in the wrong namespace
+  }
+  close(target);
+  close(original);
+  return fd;
+}
+
 class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -211,14 +250,18 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
                         InstanceMethod<&NetlinkSocket::Close>("close")});
   }
 
-  // new NetlinkSocket(protocol: number, receiveBufferBytes: number)
+  // new NetlinkSocket(protocol: number, receiveBufferBytes: number, netnsPath: string)
+  // ('' for the caller's own namespace)
   explicit NetlinkSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetlinkSocket>(info) {
     Napi::Env env = info.Env();
     const int protocol = info[0].As<Napi::Number>().Int32Value();
     const int receive_buffer = info[1].As<Napi::Number>().Int32Value();
+    const std::string netns_path = info[2].As<Napi::String>().Utf8Value();
     state_ = std::make_shared<SocketState>();
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-    if (fd < 0) throw ErrnoError(env, errno, "socket");
+    int failed_errno = 0;
+    const char* failed_call = "";
+    int fd = SocketInNamespace(netns_path, protocol, &failed_errno, &failed_call);
+    if (fd < 0) throw ErrnoError(env, failed_errno, failed_call);
     const int one = 1;
     // Extended acks carry the kernel's own explanation of a rejection; capped acks keep an
     // error reply from echoing the whole request (which may hold keys) back to us.

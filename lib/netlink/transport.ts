@@ -28,7 +28,7 @@ interface NativeNetlinkSocket {
 }
 
 interface NetlinkBinding {
-  NetlinkSocket: new (protocol: number, receiveBufferBytes: number) => NativeNetlinkSocket;
+  NetlinkSocket: new (protocol: number, receiveBufferBytes: number, netnsPath: string) => NativeNetlinkSocket;
 }
 
 /**
@@ -37,13 +37,16 @@ interface NetlinkBinding {
  */
 const RECEIVE_BUFFER_BYTES = 1 << 20;
 
-/** A kernel netlink socket of the given protocol (NETLINK_GENERIC, NETLINK_ROUTE). */
+/**
+ * A kernel netlink socket of the given protocol (NETLINK_GENERIC, NETLINK_ROUTE), created in
+ * the network namespace at `netnsPath` when given (it stays bound to it for its life).
+ */
 export class NativeTransport implements NetlinkTransport {
   private readonly socket: NativeNetlinkSocket;
 
-  constructor(protocol: number) {
+  constructor(protocol: number, netnsPath = '') {
     const { NetlinkSocket } = loadBinding<NetlinkBinding>();
-    this.socket = new NetlinkSocket(protocol, RECEIVE_BUFFER_BYTES);
+    this.socket = new NetlinkSocket(protocol, RECEIVE_BUFFER_BYTES, netnsPath);
   }
 
   exchange(messages: Buffer[]): Promise<ExchangeResult> {

@@ -32,6 +32,13 @@ export interface WireGuardOptions {
    * Each is opened lazily on first use when not given.
    */
   transports?: { generic?: NetlinkTransport; route?: NetlinkTransport };
+  /**
+   * Manage the WireGuard interfaces of another network namespace, given as a path such as
+   * `/run/netns/gateway` (what `ip netns add gateway` creates) or `/proc/<pid>/ns/net`.
+   * The sockets are created inside it; the calling thread is returned to its own namespace.
+   * Needs CAP_SYS_ADMIN in addition to CAP_NET_ADMIN.
+   */
+  netns?: string;
   /** Upper bound on one SET_DEVICE message (default 32 KiB). */
   maxMessageBytes?: number;
   /** How many times a dump interrupted by a concurrent change is retried (default 8). */
@@ -52,19 +59,36 @@ export class WireGuard {
     this.options = options;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxDumpAttempts = options.maxDumpAttempts ?? 8;
+    if (options.netns !== undefined && (typeof options.netns !== 'string' || options.netns === '')) {
+      throw new ValidationError('options.netns', 'expected a path such as /run/netns/NAME');
+    }
     if (!Number.isInteger(this.maxMessageBytes) || this.maxMessageBytes < 512 || this.maxMessageBytes > 60000) {
       throw new ValidationError('options.maxMessageBytes', `expected an integer from 512 to 60000, got ${this.maxMessageBytes}`);
     }
   }
 
   private get generic(): NetlinkConnection {
-    this.genericConnection ??= new NetlinkConnection(this.options.transports?.generic ?? new NativeTransport(NETLINK_GENERIC));
+    this.genericConnection ??= new NetlinkConnection(this.options.transports?.generic ?? this.openSocket(NETLINK_GENERIC, 'open'));
     return this.genericConnection;
   }
 
   private get route(): NetlinkConnection {
-    this.routeConnection ??= new NetlinkConnection(this.options.transports?.route ?? new NativeTransport(NETLINK_ROUTE));
+    this.routeConnection ??= new NetlinkConnection(this.options.transports?.route ?? this.openSocket(NETLINK_ROUTE, 'open'));
     return this.routeConnection;
+  }
+
+  private openSocket(protocol: number, operation: string): NetlinkTransport {
+    try {
+      return new NativeTransport(protocol, this.options.netns ?? '');
+    } catch (error) {
+      const e = error as { errno?: number; code?: string; syscall?: string };
+      if (typeof e?.errno !== 'number') throw error;
+      const where = this.options.netns ? ` in network namespace ${this.options.netns}` : '';
+      const hint = e.syscall === 'setns' && e.code === 'EPERM' ? ' (entering a namespace needs CAP_SYS_ADMIN)' : '';
+      throw new WireGuardError(`${operation}: cannot open a netlink socket${where}: ${e.syscall} failed with ${e.code}${hint}`, {
+        code: e.code ?? 'EUNKNOWN', errno: e.errno, syscall: e.syscall ?? 'socket', operation,
+      });
+    }
   }
 
   /** The "wireguard" generic-netlink family id, resolved once per instance. */

@@ -1,0 +1,89 @@
+/**
+ * TAI64N timestamps as WireGuard sends them in the handshake initiation (WireGuard paper
+ * §5.4.2: `msg.timestamp := AEAD(κ, 0, TAI64N(), H_i)`; replay protection in §5.1 and §5.4.2:
+ * the responder keeps the greatest timestamp seen per peer and discards any initiation whose
+ * timestamp is not strictly greater).
+ *
+ * Wire form: 12 bytes, an 8-byte big-endian seconds label followed by a 4-byte big-endian
+ * nanoseconds field. Both wireguard-go and the Linux kernel put `2^62 + 10 + unix seconds` in
+ * the label (the constant 10 is TAI64's 1972 offset, no leap-second table) and coarsen the
+ * nanoseconds (to limit what the timestamp reveals), so only the ordering is meaningful.
+ *
+ * The kernel compares timestamps with `memcmp` over the 12 bytes; {@link compareTai64n}
+ * gives exactly that order.
+ *
+ * @module
+ */
+
+import { TIMESTAMP_SIZE } from './constants.js';
+
+/** A TAI64N timestamp: its 12 wire bytes plus a comparable decoded form. */
+export interface Tai64n {
+  /** The 12 bytes as decrypted from the initiation (a copy, owned by this object). */
+  readonly bytes: Uint8Array;
+  /** The 64-bit seconds label (`2^62 + 10 + unix seconds` for WireGuard senders). */
+  readonly seconds: bigint;
+  /** The 32-bit nanoseconds field (not range-checked: any uint32 orders as the kernel would). */
+  readonly nanoseconds: number;
+}
+
+/** `2^62 + 10`: the TAI64 label of the unix epoch as WireGuard implementations compute it. */
+export const TAI64_UNIX_EPOCH_LABEL = 0x400000000000000an;
+
+/** Decodes 12 TAI64N bytes (copied) from `src` at `off`. */
+export function decodeTai64n(src: Uint8Array, off = 0): Tai64n {
+  if (!(src instanceof Uint8Array)) {
+    throw new TypeError(`TAI64N: expected a Uint8Array, got ${describe(src)}`);
+  }
+  if (off < 0 || src.length - off < TIMESTAMP_SIZE) {
+    throw new RangeError(`TAI64N: expected ${TIMESTAMP_SIZE} bytes at offset ${off}, got ${Math.max(0, src.length - off)}`);
+  }
+  const bytes = src.slice(off, off + TIMESTAMP_SIZE);
+  const hi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
+  const lo = ((bytes[4]! << 24) | (bytes[5]! << 16) | (bytes[6]! << 8) | bytes[7]!) >>> 0;
+  const nanoseconds = ((bytes[8]! << 24) | (bytes[9]! << 16) | (bytes[10]! << 8) | bytes[11]!) >>> 0;
+  return { bytes, seconds: (BigInt(hi) << 32n) | BigInt(lo), nanoseconds };
+}
+
+/** Encodes a TAI64N timestamp from a seconds label and nanoseconds. */
+export function encodeTai64n(seconds: bigint, nanoseconds: number): Tai64n {
+  if (seconds < 0n || seconds >= 1n << 64n) throw new RangeError(`TAI64N: seconds label must fit 64 bits, got ${seconds}`);
+  if (!Number.isInteger(nanoseconds) || nanoseconds < 0 || nanoseconds > 0xffffffff) {
+    throw new RangeError(`TAI64N: nanoseconds must be a uint32, got ${nanoseconds}`);
+  }
+  const bytes = new Uint8Array(TIMESTAMP_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setBigUint64(0, seconds, false);
+  view.setUint32(8, nanoseconds, false);
+  return { bytes, seconds, nanoseconds };
+}
+
+/** The TAI64N label WireGuard would send at unix time `unixMs` (milliseconds). */
+export function tai64nFromUnixMs(unixMs: number): Tai64n {
+  const ms = Math.floor(unixMs);
+  const secs = Math.floor(ms / 1000);
+  const nanos = (ms - secs * 1000) * 1_000_000;
+  return encodeTai64n(TAI64_UNIX_EPOCH_LABEL + BigInt(secs), nanos);
+}
+
+/** Unix time in milliseconds of a WireGuard TAI64N timestamp (inverse of {@link tai64nFromUnixMs}). */
+export function tai64nToUnixMs(t: Tai64n): number {
+  return Number(t.seconds - TAI64_UNIX_EPOCH_LABEL) * 1000 + Math.floor(t.nanoseconds / 1_000_000);
+}
+
+/**
+ * Orders two timestamps as the kernel does (`memcmp` of the 12 bytes): negative if `a` is
+ * earlier, 0 if equal, positive if later. A gateway accepts an initiation only if
+ * `compareTai64n(new, greatestSeenForThatKey) > 0`.
+ */
+export function compareTai64n(a: Tai64n, b: Tai64n): -1 | 0 | 1 {
+  if (a.seconds !== b.seconds) return a.seconds < b.seconds ? -1 : 1;
+  if (a.nanoseconds !== b.nanoseconds) return a.nanoseconds < b.nanoseconds ? -1 : 1;
+  return 0;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  return typeof v;
+}
