@@ -281,8 +281,10 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   }
 
   ~NetlinkSocket() override {
-    // Reached only when no exchange holds a reference to this object any more.
-    if (state_ && state_->fd >= 0 && state_->in_flight == 0) {
+    // Garbage-collected without close(): close now, or when the last exchange (which shares
+    // `state_`) finishes.
+    state_->close_requested = true;
+    if (state_->fd >= 0 && state_->in_flight == 0) {
       close(state_->fd);
       state_->fd = -1;
     }
@@ -307,8 +309,6 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     }
     auto* worker = new ExchangeWorker(env, state_, std::move(messages));
     state_->in_flight++;
-    // The worker keeps the JS socket object alive until it completes.
-    worker->Receiver().Set("socket", info.This());
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

@@ -32,7 +32,7 @@ tier privileged bash test/privileged/run.sh
 tier kernel bash test/kernel/run.sh
 
 # The spec reporter ends each run with "ℹ pass N" / "ℹ fail N".
-sum() { grep -aE "^ℹ $1 [0-9]+$" "$log" | awk '{ s += $3 } END { print s + 0 }'; }
+sum() { sed -E "s/\x1b\[[0-9;]*m//g" "$log" | grep -aE "^ℹ $1 [0-9]+$" | awk '{ s += $3 } END { print s + 0 }'; }
 passed=$(sum pass)
 failed=$(sum fail)
 echo

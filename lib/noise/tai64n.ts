@@ -38,7 +38,8 @@ export function decodeTai64n(src: Uint8Array, off = 0): Tai64n {
   if (off < 0 || src.length - off < TIMESTAMP_SIZE) {
     throw new RangeError(`TAI64N: expected ${TIMESTAMP_SIZE} bytes at offset ${off}, got ${Math.max(0, src.length - off)}`);
   }
-  const bytes = src.slice(off, off + TIMESTAMP_SIZE);
+  // a real copy even for a Buffer (whose slice() is a view)
+  const bytes = new Uint8Array(src.subarray(off, off + TIMESTAMP_SIZE));
   const hi = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
   const lo = ((bytes[4]! << 24) | (bytes[5]! << 16) | (bytes[6]! << 8) | bytes[7]!) >>> 0;
   const nanoseconds = ((bytes[8]! << 24) | (bytes[9]! << 16) | (bytes[10]! << 8) | bytes[11]!) >>> 0;

@@ -4,14 +4,18 @@
  * **A field left `undefined` is left unchanged.** Only what a call names is changed.
  *
  * Named booleans, each documented once here:
- * - `DeviceConfig.replacePeers`: remove every peer not listed in this call (the listed ones
- *   are then added or updated). With no `peers`, removes all peers.
+ * - `DeviceConfig.replacePeers`: remove every peer first, then create the ones listed in this
+ *   call, so a listed peer keeps nothing of its previous state (allowed IPs, endpoint,
+ *   session). With no `peers`, removes all peers.
  * - `PeerConfig.remove`: remove this peer. Removing a peer that is not there is not an error
  *   (the kernel ignores it; so do we, and say so here).
  * - `PeerConfig.updateOnly`: change this peer only if it already exists; never create it.
  *   A missing peer is silently skipped by the kernel; jitguard does not report it either.
  * - `PeerConfig.replaceAllowedIps`: replace this peer's allowed IPs with `allowedIps`
  *   (an empty list clears them) instead of adding to them.
+ *
+ * The kernel stores a private key clamped (RFC 7748 §5), as `wg genkey` makes them; an
+ * unclamped key is accepted and has the same public key, but reads back clamped.
  *
  * Clearing: `privateKey: null` removes the interface key; `presharedKey: null` removes the
  * peer's preshared key; `fwmark: 0`, `persistentKeepalive: 0` and `listenPort: 0` have the

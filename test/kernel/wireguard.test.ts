@@ -16,9 +16,9 @@ import { NativeTransport } from '../../lib/netlink/transport.js';
 import { derivePublicKey, encodeKey, publicKeyBytes } from '../../lib/keys.js';
 import { kernelHasWireGuard, showconf, withNamespace } from './support/netns.js';
 import type { Namespace } from './support/netns.js';
-import { key, keyBytes } from '../support/keys.js';
+import { key, privateKeyBytes } from '../support/keys.js';
 
-const devicePrivate = keyBytes(1, 'device');
+const devicePrivate = privateKeyBytes(1);
 const devicePrivateText = encodeKey(devicePrivate);
 const devicePublicText = encodeKey(derivePublicKey(devicePrivate));
 
@@ -81,7 +81,8 @@ describe('configure with jitguard, read with wg showconf', () => {
       await wg.setDevice('wg0', { replacePeers: true, peers: [{ publicKey: key(2), allowedIps: ['10.9.0.2/32'] }, { publicKey: key(4) }] });
       let conf = await showconf(ns, 'wg0');
       assert.deepEqual(conf.peers.map((p) => p.PublicKey), [key(2), key(4)]);
-      assert.equal(conf.peers[0]!.AllowedIPs, '10.0.0.2/32, 10.9.0.2/32');
+      // Replacing peers recreates the listed ones: peer 2's earlier allowed IP is gone.
+      assert.equal(conf.peers[0]!.AllowedIPs, '10.9.0.2/32');
 
       await wg.setDevice('wg0', { peers: [{ publicKey: key(5), updateOnly: true, allowedIps: ['10.0.0.5/32'] }, { publicKey: key(4), updateOnly: true, allowedIps: ['10.0.0.4/32'] }] });
       conf = await showconf(ns, 'wg0');

@@ -8,3 +8,12 @@ export function keyBytes(n: number, label = 'peer'): Uint8Array {
 export function key(n: number, label = 'peer'): string {
   return Buffer.from(keyBytes(n, label)).toString('base64');
 }
+
+/** A private key as wg genkey makes them: clamped per RFC 7748, as the kernel stores it. */
+export function privateKeyBytes(n: number, label = 'device'): Uint8Array {
+  const bytes = keyBytes(n, label);
+  bytes[0]! &= 248;
+  bytes[31]! &= 127;
+  bytes[31]! |= 64;
+  return bytes;
+}

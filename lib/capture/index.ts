@@ -1,0 +1,30 @@
+/**
+ * Handshake capture: the public API of lib/capture.
+ */
+export { HandshakeCapture, validateInterfaceName, DEFAULT_BATCH, DEFAULT_QUEUE_LIMIT, DEFAULT_RECEIVE_BUFFER } from './capture.js';
+export type {
+  CaptureStats,
+  DetachedCaptureOptions,
+  EndpointInput,
+  HandshakeCaptureEvents,
+  HandshakeCaptureOptions,
+  HandshakeInitiation,
+  SocketAddress,
+} from './capture.js';
+export { CaptureError, isCaptureNotFound } from './errors.js';
+export {
+  handshakeFilter,
+  validatePorts,
+  DEFAULT_PORT,
+  HANDSHAKE_SNAP_LENGTH,
+  INITIATION_LENGTH,
+  INITIATION_UDP_LENGTH,
+  MAX_PORTS,
+} from './filter.js';
+export type { HandshakeFilter, HandshakeFilterOptions } from './filter.js';
+export { bpfProgram, decodeInstructions, disassemble, encodeInstructions, BpfAssembler } from './bpf.js';
+export type { BpfInstruction, BpfProgram } from './bpf.js';
+export { runFilter, checkProgram, BpfProgramError } from './bpf-interpreter.js';
+export type { BpfContext } from './bpf-interpreter.js';
+export { parseInitiation, isInitiationPayload } from './packet.js';
+export type { ParsedInitiation } from './packet.js';
