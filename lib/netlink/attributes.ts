@@ -56,6 +56,7 @@ export class MessageWriter {
   }
 
   attr(type: number, data: Uint8Array): void {
+    if (NLA_HDRLEN + data.length > 0xffff) throw new RangeError(`attribute of ${NLA_HDRLEN + data.length} bytes exceeds the 65535-byte netlink limit`);
     const start = this.reserve(NLA_HDRLEN + align4(data.length));
     this.buffer.writeUInt16LE(NLA_HDRLEN + data.length, start);
     this.buffer.writeUInt16LE(type, start + 2);
