@@ -95,7 +95,6 @@ const explanations: Record<string, string> = {
   EOPNOTSUPP: 'not a WireGuard interface',
   EPERM: 'operation not permitted: configuring WireGuard over netlink needs CAP_NET_ADMIN',
   EEXIST: 'an interface with that name already exists',
-  ENOENT: 'the kernel has no WireGuard support (generic netlink family "wireguard" not found)',
 };
 
 function fromKernelError(
