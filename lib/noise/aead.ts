@@ -21,6 +21,9 @@ const ZERO_NONCE = new Uint8Array(12);
  * unauthenticated is returned; the partial plaintext is zeroed).
  */
 export function aeadOpenCounter0(key: Uint8Array, src: Uint8Array, off: number, len: number, ad: Uint8Array): Buffer | null {
+  if (!(off >= 0 && len >= 0 && off + len <= src.length)) {
+    throw new RangeError(`AEAD input [${off}, ${off + len}) is outside the ${src.length}-byte buffer`);
+  }
   const ctLen = len - TAG_SIZE;
   if (ctLen < 0) return null;
   const ct = Buffer.from(src.buffer, src.byteOffset + off, ctLen);

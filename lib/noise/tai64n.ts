@@ -1,8 +1,9 @@
 /**
  * TAI64N timestamps as WireGuard sends them in the handshake initiation (WireGuard paper
- * §5.4.2: `msg.timestamp := AEAD(κ, 0, TAI64N(), H_i)`; replay protection in §5.1 and §5.4.2:
- * the responder keeps the greatest timestamp seen per peer and discards any initiation whose
- * timestamp is not strictly greater).
+ * §5.4.2: `msg.timestamp := AEAD(κ, 0, TAI64N(), H_i)`). The replay rule is the paper's
+ * (§5.1): "The responder keeps track of the greatest timestamp received per peer and discards
+ * packets containing timestamps less than or equal to it" — it need only be a per-peer
+ * monotonically increasing 96-bit number, compared with `memcmp`.
  *
  * Wire form: 12 bytes, an 8-byte big-endian seconds label followed by a 4-byte big-endian
  * nanoseconds field. Both wireguard-go and the Linux kernel put `2^62 + 10 + unix seconds` in

@@ -62,6 +62,7 @@ export function publicKeyOf(privateKey: KeyObject): Uint8Array {
 
 /** A KeyObject for the raw X25519 public key in `src[off .. off+32)` (via JWK: cheapest path). */
 export function importPublicKey(src: Uint8Array, off = 0): KeyObject {
+  checkRange(src, off);
   const x = Buffer.from(src.buffer, src.byteOffset + off, KEY_SIZE).toString('base64url');
   return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
 }
@@ -74,6 +75,7 @@ export function importPublicKey(src: Uint8Array, off = 0): KeyObject {
  * returns false).
  */
 export function dh(privateKey: KeyObject, src: Uint8Array, off = 0): Buffer | null {
+  checkRange(src, off);
   let out: Buffer;
   try {
     out = diffieHellman({ privateKey, publicKey: importPublicKey(src, off) });
@@ -87,6 +89,12 @@ export function dh(privateKey: KeyObject, src: Uint8Array, off = 0): Buffer | nu
     return null;
   }
   return out;
+}
+
+function checkRange(src: Uint8Array, off: number): void {
+  if (!(off >= 0 && src.length - off >= KEY_SIZE)) {
+    throw new RangeError(`expected a ${KEY_SIZE}-byte X25519 public key at offset ${off}, got ${Math.max(0, src.length - off)} bytes`);
+  }
 }
 
 function describe(v: unknown): string {

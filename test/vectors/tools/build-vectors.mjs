@@ -44,3 +44,4 @@ const out = {
 };
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 process.stderr.write(`${initiations.length} initiations\n`);
+if (initiations.length === 0) process.exit(1);
