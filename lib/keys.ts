@@ -3,7 +3,8 @@
  * raw 32-byte Uint8Arrays; private keys may also be X25519 `crypto.KeyObject`s, which keep
  * the secret out of ordinary JavaScript buffers.
  */
-import { KeyObject, createPrivateKey, createPublicKey } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
+import { importPrivateKey, publicKeyOf } from './noise/x25519.js';
 import { ValidationError } from './errors.js';
 
 export const KEY_LENGTH = 32;
@@ -38,23 +39,16 @@ export function encodeKey(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const PKCS8_X25519_PREFIX_LENGTH = 16;
 
 /** Wraps 32 private-key bytes in an X25519 KeyObject; the temporary DER copy is wiped. */
 export function privateKeyObject(bytes: Uint8Array): KeyObject {
-  const der = Buffer.concat([PKCS8_X25519_PREFIX, bytes]);
-  try {
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-  } finally {
-    der.fill(0);
-  }
+  return importPrivateKey(bytes);
 }
 
 /** Raw 32 bytes of an X25519 public key KeyObject (or of the public half of a private one). */
 export function publicKeyBytes(key: KeyObject): Uint8Array {
-  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
-  return new Uint8Array(spki.subarray(SPKI_X25519_PREFIX.length));
+  return publicKeyOf(key);
 }
 
 /** Raw private-key bytes of an X25519 KeyObject. The caller must wipe them after use. */
@@ -63,7 +57,7 @@ export function privateKeyBytes(key: KeyObject, path: string): Uint8Array {
     throw new ValidationError(path, `expected an X25519 private KeyObject, got a ${key.type} ${key.asymmetricKeyType ?? 'secret'} key`);
   }
   const der = key.export({ format: 'der', type: 'pkcs8' });
-  const bytes = new Uint8Array(der.subarray(PKCS8_X25519_PREFIX.length));
+  const bytes = new Uint8Array(der.subarray(PKCS8_X25519_PREFIX_LENGTH));
   der.fill(0);
   return bytes;
 }
