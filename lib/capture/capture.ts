@@ -38,7 +38,7 @@ import { type BpfProgram, bpfProgram } from './bpf.js';
 import { CaptureError, fromNative } from './errors.js';
 import { DEFAULT_PORT, HANDSHAKE_SNAP_LENGTH, handshakeFilter, validatePorts } from './filter.js';
 import {
-  META_CAPTURED, META_IFINDEX, META_NANOS, META_OFFSET, META_SECONDS, META_STRIDE,
+  META_CAPTURED, META_IFINDEX, META_LENGTH, META_NANOS, META_OFFSET, META_SECONDS, META_STRIDE,
   type NativePacketSocket, packetSocketClass,
 } from './native.js';
 import { isInitiationPayload, parseInitiation, type SocketAddress } from './packet.js';
@@ -412,10 +412,10 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
     for (const queue of this.queues) queue.end(error);
     const hadIterators = this.queues.size > 0;
     this.queues.clear();
-    // An error with neither an 'error' listener nor an iterator to carry it is thrown, as
-    // EventEmitter does; with an iterator it is that iterator's rejection.
-    if (error !== undefined && (this.listenerCount('error') > 0 || !hadIterators)) this.emit('error', error);
     process.nextTick(() => this.emit('close'));
+    // An error with neither an 'error' listener nor an iterator to carry it is thrown, as
+    // EventEmitter does (an uncaught exception); with an iterator it is that iterator's rejection.
+    if (error !== undefined && (this.listenerCount('error') > 0 || !hadIterators)) this.emit('error', error);
   }
 
   private deliver(initiation: HandshakeInitiation): void {
@@ -446,7 +446,7 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
       if (this.isClosed) return; // a listener closed the capture mid-batch
       const offset = meta[at + META_OFFSET]!;
       const packet = data.subarray(offset, offset + meta[at + META_CAPTURED]!);
-      const parsed = parseInitiation(packet);
+      const parsed = parseInitiation(packet, Math.max(meta[at + META_LENGTH]!, packet.length));
       if (parsed === null) {
         this.counters.rejected++;
         continue;

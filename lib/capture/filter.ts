@@ -18,25 +18,30 @@
  *   minimum MTU is 576). Reassembly happens after the packet-socket tap, so a fragmented
  *   initiation is invisible here by construction; accepting a first fragment would only hand
  *   user space a datagram whose last bytes it does not have.
- *   IPv4 total length must equal IHL*4 + 156: the datagram is the whole IP payload.
+ *   The IPv4 total length must leave room for the whole 156-byte datagram after the header,
+ *   and the packet as received must be as long as its total length says.
  * - IPv6 (ethertype 0x86dd, version 6) whose next header is UDP directly. Extension headers
  *   (hop-by-hop, routing, fragment, destination options) are rejected: WireGuard peers do not
- *   send them, and walking a header chain in cBPF needs a loop it does not have. Payload
- *   length must be exactly 156.
+ *   send them, and walking a header chain in cBPF needs a loop it does not have. The payload
+ *   length must be at least 156 and the packet as long as it says.
  * - UDP destination port in `ports`, UDP length exactly 156 (8 + 148), and the first four
  *   payload bytes 01 00 00 00 (message type 1, three reserved zero bytes).
- * - The packet as received really holds those 156 bytes (skb length >= header + 156), so a
- *   truncated frame whose headers lie cannot pass.
  *
- * The UDP checksum is not verified (cBPF cannot); user space has the packet if it wants to.
- * Accepted packets are returned with a snap length of 216 bytes (the largest IPv4 header,
- * 60, plus 156), which is never less than an accepted packet needs.
+ * These are the length rules of the kernel's own IP and UDP receive path, so the filter
+ * accepts a datagram exactly when the stack would hand a 148-byte payload to the WireGuard
+ * socket: an IP packet longer than its UDP datagram is accepted (the stack trims the extra
+ * bytes, ip_rcv/udp_rcv), one shorter than its headers claim is not (the stack drops it).
+ * What cBPF cannot check, and the stack does: the IPv4 header checksum and the UDP checksum.
+ *
+ * Accepted packets are returned with a snap length of 216 bytes (the largest IPv4 header, 60,
+ * plus the 156-byte datagram): everything up to the end of the initiation, never the padding
+ * after it.
  */
 import { ValidationError } from '../errors.js';
 import {
   BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JMP,
-  BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LEN, BPF_MISC, BPF_MSH, BPF_RET, BPF_SUB, BPF_TAX, BPF_TXA,
-  BPF_W, BPF_X, BpfAssembler, type BpfProgram, bpfProgram, PACKET_HOST, SKF_AD_OFF, SKF_AD_PKTTYPE,
+  BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LEN, BPF_MISC, BPF_MSH, BPF_RET, BPF_TAX, BPF_TXA, BPF_W,
+  BPF_X, BpfAssembler, type BpfProgram, bpfProgram, PACKET_HOST, SKF_AD_OFF, SKF_AD_PKTTYPE,
   SKF_AD_PROTOCOL,
 } from './bpf.js';
 
@@ -104,42 +109,45 @@ function build(ports: readonly number[]): HandshakeFilter {
   a.label('ipv4');
   ld(BPF_B, BPF_ABS, 0);
   a.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
-  jeq(0x40, 0, 'reject');
+  jeq(0x40, 0, 'reject'); // version 4
   ld(BPF_B, BPF_ABS, 9);
   jeq(IPPROTO_UDP, 0, 'reject');
   ld(BPF_H, BPF_ABS, 6);
-  a.jump(BPF_JMP | BPF_JSET | BPF_K, 0x3fff, 'reject', 0);
-  a.op(BPF_LDX | BPF_B | BPF_MSH, 0);
+  a.jump(BPF_JMP | BPF_JSET | BPF_K, 0x3fff, 'reject', 0); // MF or an offset: a fragment
+  a.op(BPF_LDX | BPF_B | BPF_MSH, 0); // X = 4 * IHL
   a.op(BPF_MISC | BPF_TXA);
-  a.jump(BPF_JMP | BPF_JGE | BPF_K, 20, 0, 'reject');
-  ld(BPF_H, BPF_ABS, 2);
-  a.op(BPF_ALU | BPF_SUB | BPF_X);
-  jeq(INITIATION_UDP_LENGTH, 'udp', 'reject');
+  a.jump(BPF_JMP | BPF_JGE | BPF_K, 20, 0, 'reject'); // IHL >= 5
+  a.op(BPF_ALU | BPF_ADD | BPF_K, INITIATION_UDP_LENGTH);
+  a.op(BPF_MISC | BPF_TAX); // X = header length + 156
+  ld(BPF_H, BPF_ABS, 2); // total length
+  a.jump(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 'reject'); // room for the whole datagram
+  a.op(BPF_MISC | BPF_TAX); // X = total length
+  a.op(BPF_LD | BPF_W | BPF_LEN);
+  a.jump(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 'reject'); // and the packet really is that long
+  a.op(BPF_LDX | BPF_B | BPF_MSH, 0); // X = header length again
+  a.ja('udp');
 
   a.label('ipv6');
   ld(BPF_B, BPF_ABS, 0);
   a.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
-  jeq(0x60, 0, 'reject');
+  jeq(0x60, 0, 'reject'); // version 6
   ld(BPF_B, BPF_ABS, 6);
-  jeq(IPPROTO_UDP, 0, 'reject');
-  ld(BPF_H, BPF_ABS, 4);
-  jeq(INITIATION_UDP_LENGTH, 0, 'reject');
-  a.op(BPF_LDX | BPF_W | BPF_IMM, 40);
+  jeq(IPPROTO_UDP, 0, 'reject'); // next header UDP: no extension headers
+  ld(BPF_H, BPF_ABS, 4); // payload length
+  a.jump(BPF_JMP | BPF_JGE | BPF_K, INITIATION_UDP_LENGTH, 0, 'reject');
+  a.op(BPF_ALU | BPF_ADD | BPF_K, 40);
+  a.op(BPF_MISC | BPF_TAX); // X = 40 + payload length
+  a.op(BPF_LD | BPF_W | BPF_LEN);
+  a.jump(BPF_JMP | BPF_JGE | BPF_X, 0, 0, 'reject'); // the packet really is that long
+  a.op(BPF_LDX | BPF_W | BPF_IMM, 40); // X = header length
 
   a.label('udp'); // X = IP header length
   ld(BPF_H, BPF_IND, 4);
   jeq(INITIATION_UDP_LENGTH, 0, 'reject');
   ld(BPF_W, BPF_IND, 8);
   jeq(INITIATION_HEAD, 0, 'reject');
-  ld(BPF_H, BPF_IND, 2); // destination port
-  ports.forEach((port, i) => jeq(port, 'length', i === ports.length - 1 ? 'reject' : 0));
-
-  a.label('length');
-  a.op(BPF_MISC | BPF_TXA);
-  a.op(BPF_ALU | BPF_ADD | BPF_K, INITIATION_UDP_LENGTH);
-  a.op(BPF_MISC | BPF_TAX); // X = header length + 156
-  a.op(BPF_LD | BPF_W | BPF_LEN); // A = packet length as received
-  a.jump(BPF_JMP | BPF_JGE | BPF_X, 0, 'accept', 'reject');
+  ld(BPF_H, BPF_IND, 2); // destination port: one comparison per port
+  ports.forEach((port, i) => jeq(port, 'accept', i === ports.length - 1 ? 'reject' : 0));
 
   a.label('reject');
   a.op(BPF_RET | BPF_K, 0);

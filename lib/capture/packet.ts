@@ -32,11 +32,14 @@ const u16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
  * Parses an IPv4 or IPv6 packet carrying a handshake initiation. Returns null for anything the
  * handshake filter would reject (except the packet-type and port checks, which depend on the
  * socket and the configured ports): not IPv4/IPv6, not UDP (or IPv6 extension headers), an
- * IPv4 fragment, IP/UDP lengths other than a whole 156-byte UDP datagram, not an initiation,
- * or fewer bytes present than the headers claim.
+ * IPv4 fragment, a UDP length other than 156 or an IP length without room for it, not an
+ * initiation, or a packet shorter than its headers claim.
+ *
+ * `length` is the packet's length on the wire when `packet` holds only its first bytes (the
+ * capture keeps 216); the initiation itself must be within `packet`.
  */
-export function parseInitiation(packet: Uint8Array): ParsedInitiation | null {
-  if (packet.length < 1) return null;
+export function parseInitiation(packet: Uint8Array, length = packet.length): ParsedInitiation | null {
+  if (packet.length < 1 || length < packet.length) return null;
   const version = packet[0]! >> 4;
   let header: number;
   let family: 4 | 6;
@@ -47,7 +50,8 @@ export function parseInitiation(packet: Uint8Array): ParsedInitiation | null {
     if (header < 20 || packet.length < header) return null;
     if (packet[9] !== 17) return null;
     if ((u16(packet, 6) & 0x3fff) !== 0) return null; // a fragment
-    if (u16(packet, 2) !== header + INITIATION_UDP_LENGTH) return null;
+    const total = u16(packet, 2);
+    if (total < header + INITIATION_UDP_LENGTH || length < total) return null;
     family = 4;
     sourceBytes = packet.subarray(12, 16);
     destinationBytes = packet.subarray(16, 20);
@@ -55,7 +59,8 @@ export function parseInitiation(packet: Uint8Array): ParsedInitiation | null {
     header = 40;
     if (packet.length < header) return null;
     if (packet[6] !== 17) return null;
-    if (u16(packet, 4) !== INITIATION_UDP_LENGTH) return null;
+    const payloadLength = u16(packet, 4);
+    if (payloadLength < INITIATION_UDP_LENGTH || length < header + payloadLength) return null;
     family = 6;
     sourceBytes = packet.subarray(8, 24);
     destinationBytes = packet.subarray(24, 40);

@@ -78,6 +78,7 @@ python3 - "$work/cap.txt" "$out/recorded" <<'PY'
 import os, re, sys
 src, dst = sys.argv[1], sys.argv[2]
 os.makedirs(dst, exist_ok=True)
+os.chmod(dst, 0o755)
 for f in os.listdir(dst):
     os.remove(os.path.join(dst, f))
 packets, cur = [], None
@@ -101,5 +102,6 @@ for i, (summary, hexdata) in enumerate(packets):
     name = '%02d-ip%d-%s.hex' % (i, v, kind)
     with open(os.path.join(dst, name), 'w') as fh:
         fh.write(hexdata + '\n')
+    os.chmod(os.path.join(dst, name), 0o644)
     print(name, '|', summary)
 PY
