@@ -10,5 +10,13 @@ export type { KeyInput, PrivateKeyInput } from './keys.js';
 export type { NetlinkTransport, ExchangeResult } from './netlink/transport.js';
 export { installAsInitiator, endpointOf } from './jit/initiator.js';
 export type { InitiatorInstall } from './jit/initiator.js';
-export * from './capture/index.js';
-export * from './noise/index.js';
+export {
+  HandshakeCapture, CaptureError, isCaptureNotFound, handshakeFilter, bpfProgram, runFilter, disassemble,
+  parseInitiation, isInitiationPayload, DEFAULT_PORT, INITIATION_LENGTH,
+} from './capture/index.js';
+export type {
+  HandshakeCaptureOptions, DetachedCaptureOptions, HandshakeInitiation, CaptureStats, SocketAddress, EndpointInput,
+  HandshakeCaptureEvents, HandshakeFilter, HandshakeFilterOptions, BpfProgram, BpfInstruction, BpfContext,
+} from './capture/index.js';
+export { Responder, compareTai64n, decodeTai64n, encodeTai64n, tai64nFromUnixMs, tai64nToUnixMs } from './noise/index.js';
+export type { UnwrapOk, UnwrapReject, UnwrapRejectReason, UnwrapResult, Tai64n } from './noise/index.js';

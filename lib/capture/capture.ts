@@ -42,6 +42,7 @@ import {
   type NativePacketSocket, packetSocketClass,
 } from './native.js';
 import { isInitiationPayload, parseInitiation, type SocketAddress } from './packet.js';
+import { validateInterfaceName } from '../net/interface-name.js';
 
 export type { SocketAddress } from './packet.js';
 
@@ -128,17 +129,6 @@ function integerOption(value: unknown, path: string, min: number, max: number, f
     throw new ValidationError(path, `must be an integer ${min}..${max}`);
   }
   return value;
-}
-
-/** Validates an interface name as the kernel would (dev_valid_name): 1..15 bytes, no '/', ':' or whitespace. */
-export function validateInterfaceName(name: unknown, path = 'interface'): string {
-  if (typeof name !== 'string') throw new ValidationError(path, 'must be an interface name (string)');
-  const bytes = Buffer.byteLength(name);
-  if (bytes === 0 || bytes > 15) throw new ValidationError(path, 'must be 1..15 bytes long');
-  if (name === '.' || name === '..' || /[/:\s\0]/u.test(name)) {
-    throw new ValidationError(path, "must not be '.' or '..' nor contain '/', ':', NUL or whitespace");
-  }
-  return name;
 }
 
 function endpoint(value: unknown, path: string): SocketAddress {
@@ -285,7 +275,7 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
    */
   static open(options: HandshakeCaptureOptions = {}): HandshakeCapture {
     if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object');
-    const name = options.interface === undefined ? undefined : validateInterfaceName(options.interface);
+    const name = options.interface === undefined ? undefined : validateInterfaceName(options.interface, 'interface');
     let filter: BpfProgram;
     let ports: readonly number[];
     if (options.filter !== undefined) {

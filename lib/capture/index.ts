@@ -1,7 +1,7 @@
 /**
  * Handshake capture: the public API of lib/capture.
  */
-export { HandshakeCapture, validateInterfaceName, DEFAULT_BATCH, DEFAULT_QUEUE_LIMIT, DEFAULT_RECEIVE_BUFFER } from './capture.js';
+export { HandshakeCapture, DEFAULT_BATCH, DEFAULT_QUEUE_LIMIT, DEFAULT_RECEIVE_BUFFER } from './capture.js';
 export type {
   CaptureStats,
   DetachedCaptureOptions,

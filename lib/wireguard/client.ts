@@ -24,7 +24,8 @@ import { decodeDevice } from './decode.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice } from './encode.js';
 import type { Device, DeviceConfig } from './types.js';
 import { WGDEVICE_A_IFNAME, WG_CMD_GET_DEVICE, WG_GENL_NAME, WG_GENL_VERSION } from './uapi.js';
-import { validateConfig, validateInterfaceName, wipeConfig } from './validate.js';
+import { validateConfig, wipeConfig } from './validate.js';
+import { validateInterfaceName } from '../net/interface-name.js';
 
 export interface WireGuardOptions {
   /**

@@ -35,6 +35,3 @@ export const WGPEER_A_PROTOCOL_VERSION = 10;
 export const WGALLOWEDIP_A_FAMILY = 1;
 export const WGALLOWEDIP_A_IPADDR = 2;
 export const WGALLOWEDIP_A_CIDR_MASK = 3;
-
-/** IFNAMSIZ - 1: the longest interface name the kernel accepts. */
-export const MAX_INTERFACE_NAME = 15;

@@ -8,7 +8,6 @@ import { decodeKey, decodePrivateKey, derivePublicKey, describe, encodeKey } fro
 import { maskHostBits, parseEndpoint, parsePrefix } from '../net/ip.js';
 import type { Endpoint, Prefix } from '../net/ip.js';
 import type { DeviceConfig, PeerConfig } from './types.js';
-import { MAX_INTERFACE_NAME } from './uapi.js';
 
 export interface NormalizedPeer {
   publicKey: Uint8Array;
@@ -36,18 +35,6 @@ const DEVICE_FIELDS = new Set(['privateKey', 'listenPort', 'fwmark', 'replacePee
 const PEER_FIELDS = new Set([
   'publicKey', 'remove', 'updateOnly', 'presharedKey', 'endpoint', 'persistentKeepalive', 'replaceAllowedIps', 'allowedIps',
 ]);
-
-export function validateInterfaceName(name: unknown, path = 'name'): string {
-  if (typeof name !== 'string') throw new ValidationError(path, `expected an interface name string, got ${describe(name)}`);
-  const bytes = Buffer.byteLength(name);
-  if (bytes === 0 || bytes > MAX_INTERFACE_NAME) {
-    throw new ValidationError(path, `interface names are 1 to ${MAX_INTERFACE_NAME} bytes, got ${bytes}`);
-  }
-  if (/[\s/:]/.test(name) || name === '.' || name === '..') {
-    throw new ValidationError(path, 'interface names cannot contain whitespace, "/" or ":", nor be "." or ".."');
-  }
-  return name;
-}
 
 function rejectUnknownFields(value: object, allowed: Set<string>, path: string): void {
   for (const key of Object.keys(value)) {

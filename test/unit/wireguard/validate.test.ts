@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { ValidationError } from '../../../lib/errors.js';
 import { derivePublicKey, privateKeyBytes } from '../../../lib/keys.js';
-import { validateConfig, validateInterfaceName } from '../../../lib/wireguard/validate.js';
+import { validateConfig } from '../../../lib/wireguard/validate.js';
+import { validateInterfaceName } from '../../../lib/net/interface-name.js';
 import { key, keyBytes } from '../../support/keys.js';
 
 function rejects(config: unknown, path: RegExp | string, message: RegExp, own?: Uint8Array) {
