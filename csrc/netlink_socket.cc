@@ -80,14 +80,8 @@ class ExchangeWorker : public Napi::AsyncWorker {
     for (Bytes& message : messages_) {
       const auto* request = reinterpret_cast<const nlmsghdr*>(message.data());
       const uint32_t seq = request->nlmsg_seq;
-      const bool expects_reply =
-          (request->nlmsg_flags & NLM_F_ACK) != 0 || (request->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
       if (!SendAll(message)) return;
       Wipe(message);
-      if (!expects_reply) {
-        completed_++;
-        continue;
-      }
       bool finished = false;
       bool rejected = false;
       while (!finished) {
@@ -265,8 +259,13 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     const int one = 1;
     // Extended acks carry the kernel's own explanation of a rejection; capped acks keep an
     // error reply from echoing the whole request (which may hold keys) back to us.
+    // NETLINK_CAP_ACK is required (Linux 4.3+): without it an error could echo keys back.
     setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-    setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0) {
+      const int err = errno;
+      close(fd);
+      throw ErrnoError(env, err, "setsockopt");
+    }
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof(receive_buffer)) < 0) {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
     }
@@ -300,12 +299,23 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     Napi::Array array = info[0].As<Napi::Array>();
     std::vector<Bytes> messages;
     messages.reserve(array.Length());
-    for (uint32_t i = 0; i < array.Length(); i++) {
-      Napi::Uint8Array view = array.Get(i).As<Napi::Uint8Array>();
-      if (view.ByteLength() < sizeof(nlmsghdr)) {
-        throw Napi::TypeError::New(env, "netlink message shorter than its header");
+    try {
+      for (uint32_t i = 0; i < array.Length(); i++) {
+        Napi::Uint8Array view = array.Get(i).As<Napi::Uint8Array>();
+        if (view.ByteLength() < sizeof(nlmsghdr)) {
+          throw Napi::TypeError::New(env, "netlink message shorter than its header");
+        }
+        const auto* header = reinterpret_cast<const nlmsghdr*>(view.Data());
+        // Every message must be answered (an ack or a dump's DONE): that is how an exchange
+        // knows a message is finished, and how no error is ever left unread.
+        if ((header->nlmsg_flags & NLM_F_ACK) == 0 && (header->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) {
+          throw Napi::TypeError::New(env, "netlink message without NLM_F_ACK or NLM_F_DUMP");
+        }
+        messages.emplace_back(view.Data(), view.Data() + view.ByteLength());
       }
-      messages.emplace_back(view.Data(), view.Data() + view.ByteLength());
+    } catch (...) {
+      for (Bytes& m : messages) Wipe(m);
+      throw;
     }
     auto* worker = new ExchangeWorker(env, state_, std::move(messages));
     state_->in_flight++;

@@ -24,23 +24,28 @@ export function errnoName(errno: number): string {
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 
-/** How far a multi-message operation got before it failed. */
+/**
+ * How far a multi-message `setDevice` got before it failed. The kernel applies each message
+ * in order and does not roll back, so:
+ * - everything in the first `completedMessages` messages was applied (device fields come
+ *   first, in message 0; then `appliedPeers` peers, in the order given);
+ * - the rejected message may have been applied in part: the kernel stops at the peer that
+ *   failed, so up to `uncertainPeers` peers after `appliedPeers` may or may not be there
+ *   (and, when it was message 0, some device fields: the kernel sets fwmark before the
+ *   listen port, and removes peers for `replacePeers` and sets the key before any peer);
+ * - nothing after the rejected message was sent.
+ */
 export interface Progress {
-  /** Netlink messages the kernel accepted before the failure. */
+  /** Netlink messages the kernel accepted in full before the failure. */
   completedMessages: number;
   /** Messages the operation was split into. */
   totalMessages: number;
-  /**
-   * Peers whose configuration (including all of their allowed IPs) the kernel had fully
-   * applied before the failure, in the order given. Peers after these were not touched, with
-   * one exception: the peer named in `partialPeer`.
-   */
+  /** Peers certainly applied in full (with all their allowed IPs), counted from the first. */
   appliedPeers: number;
-  /**
-   * Index of a peer whose allowed IPs were split across messages and only partly applied,
-   * or undefined when the failure fell on a peer boundary.
-   */
+  /** A peer whose allowed IPs were split across messages and applied only in part, if any. */
   partialPeer?: number;
+  /** Peers after `appliedPeers`, in the rejected message, whose state is unknown. */
+  uncertainPeers: number;
 }
 
 export interface WireGuardErrorFields {

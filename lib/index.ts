@@ -8,7 +8,7 @@ export { WireGuardError, ValidationError, isNotFound } from './errors.js';
 export type { Progress } from './errors.js';
 export type { KeyInput, PrivateKeyInput } from './keys.js';
 export type { NetlinkTransport, ExchangeResult } from './netlink/transport.js';
-export { installAsInitiator, endpointOf } from './jit/initiator.js';
+export { installAsInitiator, settleInitiator, endpointOf } from './jit/initiator.js';
 export type { InitiatorInstall } from './jit/initiator.js';
 export {
   HandshakeCapture, CaptureError, isCaptureNotFound, handshakeFilter, bpfProgram, runFilter, disassemble,

@@ -26,7 +26,11 @@ export function decodeKey(input: unknown, path: string): Uint8Array {
       throw new ValidationError(path, `expected a 44-character base64 key, got ${input.length} characters`);
     }
     if (!BASE64_KEY.test(input)) throw new ValidationError(path, 'expected base64 of 32 bytes (A–Z a–z 0–9 + /, ending in one "=")');
-    return new Uint8Array(Buffer.from(input, 'base64'));
+    // Decoded into a fresh allocation: Buffer.from(string) would leave a copy of a secret in
+    // Node's shared buffer pool, where nothing can wipe it.
+    const bytes = new Uint8Array(KEY_LENGTH);
+    Buffer.from(bytes.buffer).write(input, 'base64');
+    return bytes;
   }
   if (input instanceof Uint8Array) {
     if (input.length !== KEY_LENGTH) throw new ValidationError(path, `expected ${KEY_LENGTH} bytes, got ${input.length}`);

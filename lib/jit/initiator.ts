@@ -8,6 +8,11 @@
  * handshake initiation from the gateway to the client (drivers/net/wireguard/netlink.c
  * set_peer → wg_packet_send_keepalive → handshake). The client answers as responder; the
  * protocol does not care which side initiated.
+ *
+ * The keepalive that triggers the handshake would also keep the session alive for as long as
+ * the client is reachable (and make the gateway re-initiate to a client that has gone), which
+ * defeats idle eviction. Once the peer's `lastHandshake` is set, call {@link settleInitiator}
+ * to turn it back off; from then on the tunnel lives as long as the client keeps it alive.
  */
 import type { WireGuard } from '../wireguard/client.js';
 import type { KeyInput } from '../keys.js';
@@ -48,4 +53,12 @@ export async function installAsInitiator(wg: WireGuard, interfaceName: string, p
       ...(peer.presharedKey !== undefined ? { presharedKey: peer.presharedKey } : {}),
     }],
   });
+}
+
+/**
+ * Turns the install-time keepalive back off once the handshake has happened (see above).
+ * Never creates the peer: if it was evicted meanwhile, nothing happens.
+ */
+export async function settleInitiator(wg: WireGuard, interfaceName: string, publicKey: KeyInput): Promise<void> {
+  await wg.setDevice(interfaceName, { peers: [{ publicKey, updateOnly: true, persistentKeepalive: 0 }] });
 }

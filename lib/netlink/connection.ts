@@ -5,7 +5,7 @@
 import { WireGuardError, errnoName } from '../errors.js';
 import type { Progress } from '../errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR } from './constants.js';
-import { decodeAck, messagesIn, sequenceOf, setSequence } from './message.js';
+import { decodeAck, decodeDone, messagesIn, sequenceOf, setSequence } from './message.js';
 import type { NetlinkMessage } from './message.js';
 import type { NetlinkTransport } from './transport.js';
 
@@ -15,21 +15,27 @@ export interface RequestContext {
   interface?: string;
   /** Maps a count of completed messages to peer-level progress (multi-message SET). */
   progress?: (completedMessages: number) => Progress;
+  /** Explanations of errno names specific to this operation, overriding the generic ones. */
+  explain?: Record<string, string>;
 }
 
 export interface RequestResult {
-  /** Data messages (not acks, not DONE), in order. */
+  /** Data messages (not acks, not DONE), in order; views into `datagrams`. */
   messages: NetlinkMessage[];
   /** True when the kernel flagged the dump as interrupted by a concurrent change. */
   interrupted: boolean;
+  /** The reply datagrams themselves, for the caller to wipe once decoded. */
+  datagrams: Buffer[];
 }
 
 export class NetlinkConnection {
   private sequence = Math.floor(Math.random() * 0x7fffffff);
   private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
+  private closing = false;
+  private transport: NetlinkTransport | undefined;
 
-  constructor(private readonly transport: NetlinkTransport) {}
+  /** `open` creates the socket: lazily, and again after a failed exchange. */
+  constructor(private readonly open: () => NetlinkTransport) {}
 
   /**
    * Sends `messages` (their sequence numbers are assigned here) and returns the kernel's
@@ -37,53 +43,64 @@ export class NetlinkConnection {
    * time, and queueing here keeps waiting callers off the thread pool.
    */
   request(messages: Buffer[], context: RequestContext): Promise<RequestResult> {
+    if (this.closing) {
+      return Promise.reject(new WireGuardError(`${context.operation}: the WireGuard instance is closed`, {
+        code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: context.operation, interface: context.interface,
+      }));
+    }
     const run = async (): Promise<RequestResult> => {
-      if (this.closed) {
-        throw new WireGuardError(`${context.operation}: the WireGuard connection is closed`, {
-          code: 'ERR_JITGUARD_CLOSED',
-          syscall: 'netlink',
-          operation: context.operation,
-          interface: context.interface,
-        });
-      }
       for (const message of messages) {
         this.sequence = (this.sequence + 1) >>> 0;
         setSequence(message, this.sequence);
       }
+      this.transport ??= this.open();
       let result;
       try {
         result = await this.transport.exchange(messages);
       } catch (error) {
+        // The socket may hold the rest of a dump or a stray ack now: start afresh next time.
+        this.transport.close();
+        this.transport = undefined;
         throw fromSystemCallError(error, messages.length, context);
       }
-      return interpret(messages, result.replies, result.completed, context);
+      try {
+        return { ...interpret(messages, result.replies, result.completed, context), datagrams: result.replies };
+      } catch (error) {
+        for (const datagram of result.replies) datagram.fill(0);
+        throw error;
+      }
     };
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;
   }
 
+  /** Refuses new requests; the socket closes once the queued ones have finished. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.transport.close();
+    if (this.closing) return;
+    this.closing = true;
+    void this.queue.then(() => {
+      this.transport?.close();
+      this.transport = undefined;
+    });
   }
 }
 
-function interpret(sent: Buffer[], replies: Buffer[], completed: number, context: RequestContext): RequestResult {
+function interpret(sent: Buffer[], replies: Buffer[], completed: number, context: RequestContext): Omit<RequestResult, 'datagrams'> {
   const wanted = new Set(sent.map(sequenceOf));
   const messages: NetlinkMessage[] = [];
   let interrupted = false;
   for (const datagram of replies) {
     for (const message of messagesIn(datagram)) {
       if (!wanted.has(message.seq)) continue;
-      if (message.type === NLMSG_ERROR) {
-        const ack = decodeAck(message);
-        if (ack.errno !== 0) throw fromKernelError(ack.errno, ack.kernelMessage, completed, sent.length, context);
+      // The kernel marks any message of an inconsistent dump, NLMSG_DONE included.
+      if ((message.flags & NLM_F_DUMP_INTR) !== 0) interrupted = true;
+      if (message.type === NLMSG_ERROR || message.type === NLMSG_DONE) {
+        const status = message.type === NLMSG_ERROR ? decodeAck(message) : decodeDone(message);
+        if (status.errno !== 0) throw fromKernelError(status.errno, status.kernelMessage, completed, sent.length, context);
         continue;
       }
-      if (message.type === NLMSG_DONE || message.type === NLMSG_NOOP) continue;
-      if ((message.flags & NLM_F_DUMP_INTR) !== 0) interrupted = true;
+      if (message.type === NLMSG_NOOP) continue;
       messages.push(message);
     }
   }
@@ -97,6 +114,10 @@ const explanations: Record<string, string> = {
   EEXIST: 'an interface with that name already exists',
 };
 
+function subjectOf(context: RequestContext): string {
+  return context.interface === undefined ? context.operation : `${context.operation} ${context.interface}`;
+}
+
 function fromKernelError(
   errno: number,
   kernelMessage: string | undefined,
@@ -105,10 +126,9 @@ function fromKernelError(
   context: RequestContext,
 ): WireGuardError {
   const code = errnoName(errno);
-  const subject = context.interface === undefined ? context.operation : `${context.operation} ${context.interface}`;
-  const reason = explanations[code] ?? `kernel answered ${code}`;
+  const reason = context.explain?.[code] ?? explanations[code] ?? `kernel answered ${code}`;
   const detail = kernelMessage ? ` (kernel: ${kernelMessage})` : '';
-  return new WireGuardError(`${subject}: ${reason}${detail}`, {
+  return new WireGuardError(`${subjectOf(context)}: ${reason}${detail}`, {
     code,
     errno,
     syscall: 'netlink',
@@ -123,15 +143,13 @@ function fromSystemCallError(error: unknown, total: number, context: RequestCont
   const e = error as { errno?: number; syscall?: string; completed?: number; code?: string };
   if (typeof e?.errno !== 'number') return error;
   const code = e.code ?? errnoName(e.errno);
-  const subject = context.interface === undefined ? context.operation : `${context.operation} ${context.interface}`;
   const reason = code === 'EPERM' || code === 'EACCES' ? explanations.EPERM : `${e.syscall} failed with ${code}`;
-  const completed = e.completed ?? 0;
-  return new WireGuardError(`${subject}: ${reason}`, {
+  return new WireGuardError(`${subjectOf(context)}: ${reason}`, {
     code,
     errno: e.errno,
     syscall: e.syscall ?? 'netlink',
     operation: context.operation,
     interface: context.interface,
-    progress: total > 1 && context.progress ? context.progress(completed) : undefined,
+    progress: total > 1 && context.progress ? context.progress(e.completed ?? 0) : undefined,
   });
 }

@@ -66,6 +66,22 @@ export interface NetlinkAck {
   offset?: number;
 }
 
+/** The status an NLMSG_DONE carries: the dump's final errno, and extended-ack TLVs after it. */
+export function decodeDone(message: NetlinkMessage): NetlinkAck {
+  const { payload } = message;
+  if (payload.length < 4) return { errno: 0 };
+  const ack: NetlinkAck = { errno: -payload.readInt32LE(0) };
+  if ((message.flags & NLM_F_ACK_TLVS) !== 0) readAckAttributes(payload.subarray(4), ack);
+  return ack;
+}
+
+function readAckAttributes(data: Buffer, ack: NetlinkAck): void {
+  for (const attr of attributes(data)) {
+    if (attr.type === NLMSGERR_ATTR_MSG) ack.kernelMessage = readString(attr.value);
+    else if (attr.type === NLMSGERR_ATTR_OFFS && attr.value.length >= 4) ack.offset = attr.value.readUInt32LE(0);
+  }
+}
+
 export function decodeAck(message: NetlinkMessage): NetlinkAck {
   const { payload } = message;
   if (payload.length < 4 + NLMSG_HDRLEN) throw new NetlinkDecodeError(`NLMSG_ERROR of ${payload.length} bytes is too short`);
@@ -74,9 +90,6 @@ export function decodeAck(message: NetlinkMessage): NetlinkAck {
   if ((message.flags & NLM_F_ACK_TLVS) === 0) return ack;
   // The echoed request: only its header when capped, else the whole original message.
   const echoedLength = (message.flags & NLM_F_CAPPED) !== 0 ? NLMSG_HDRLEN : align4(payload.readUInt32LE(4));
-  for (const attr of attributes(payload.subarray(4 + echoedLength))) {
-    if (attr.type === NLMSGERR_ATTR_MSG) ack.kernelMessage = readString(attr.value);
-    else if (attr.type === NLMSGERR_ATTR_OFFS && attr.value.length >= 4) ack.offset = attr.value.readUInt32LE(0);
-  }
+  readAckAttributes(payload.subarray(4 + echoedLength), ack);
   return ack;
 }

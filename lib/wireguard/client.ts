@@ -6,9 +6,9 @@
  * instance may overlap and are carried out one at a time, in call order.
  */
 import type { KeyObject } from 'node:crypto';
-import { ValidationError, WireGuardError } from '../errors.js';
+import { ValidationError, WireGuardError, errnoName } from '../errors.js';
 import type { Progress } from '../errors.js';
-import { KEY_LENGTH, decodeKey, describe, privateKeyObject } from '../keys.js';
+import { KEY_LENGTH, decodeKey, derivePublicKey, describe, privateKeyObject } from '../keys.js';
 import type { KeyInput } from '../keys.js';
 import { MessageWriter } from '../netlink/attributes.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST } from '../netlink/constants.js';
@@ -24,7 +24,7 @@ import { decodeDevice } from './decode.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice } from './encode.js';
 import type { Device, DeviceConfig } from './types.js';
 import { WGDEVICE_A_IFNAME, WG_CMD_GET_DEVICE, WG_GENL_NAME, WG_GENL_VERSION } from './uapi.js';
-import { validateConfig, wipeConfig } from './validate.js';
+import { rejectOwnKeyPeer, validateConfig, wipeConfig } from './validate.js';
 import { validateInterfaceName } from '../net/interface-name.js';
 
 export interface WireGuardOptions {
@@ -55,6 +55,8 @@ export class WireGuard {
   private readonly maxDumpAttempts: number;
   /** Interface name → its public key (null: no private key), as last seen or set here. */
   private readonly ownPublicKeys = new Map<string, Uint8Array | null>();
+  private closed = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(options: WireGuardOptions = {}) {
     this.options = options;
@@ -69,13 +71,29 @@ export class WireGuard {
   }
 
   private get generic(): NetlinkConnection {
-    this.genericConnection ??= new NetlinkConnection(this.options.transports?.generic ?? this.openSocket(NETLINK_GENERIC, 'open'));
+    const given = this.options.transports?.generic;
+    this.genericConnection ??= new NetlinkConnection(() => given ?? this.openSocket(NETLINK_GENERIC, 'open'));
     return this.genericConnection;
   }
 
   private get route(): NetlinkConnection {
-    this.routeConnection ??= new NetlinkConnection(this.options.transports?.route ?? this.openSocket(NETLINK_ROUTE, 'open'));
+    const given = this.options.transports?.route;
+    this.routeConnection ??= new NetlinkConnection(() => given ?? this.openSocket(NETLINK_ROUTE, 'open'));
     return this.routeConnection;
+  }
+
+  /** Runs one public operation: refused after close(), and awaited by close() before the sockets go. */
+  private operation<T>(name: string, body: () => Promise<T>): Promise<T> {
+    if (this.closed) {
+      return Promise.reject(new WireGuardError(`${name}: the WireGuard instance is closed`, {
+        code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: name,
+      }));
+    }
+    const running = (async () => body())();
+    this.inFlight.add(running);
+    const forget = () => this.inFlight.delete(running);
+    running.then(forget, forget);
+    return running;
   }
 
   private openSocket(protocol: number, operation: string): NetlinkTransport {
@@ -87,7 +105,7 @@ export class WireGuard {
       const where = this.options.netns ? ` in network namespace ${this.options.netns}` : '';
       const hint = e.syscall === 'setns' && e.code === 'EPERM' ? ' (entering a namespace needs CAP_SYS_ADMIN)' : '';
       throw new WireGuardError(`${operation}: cannot open a netlink socket${where}: ${e.syscall} failed with ${e.code}${hint}`, {
-        code: e.code ?? 'EUNKNOWN', errno: e.errno, syscall: e.syscall ?? 'socket', operation,
+        code: e.code ?? errnoName(e.errno), errno: e.errno, syscall: e.syscall ?? 'socket', operation,
       });
     }
   }
@@ -106,25 +124,45 @@ export class WireGuard {
     return this.family;
   }
 
+  /**
+   * Runs a dump until the kernel returns a consistent one (no NLM_F_DUMP_INTR), then decodes
+   * it. The reply datagrams are zeroed afterwards whatever happens: a WireGuard dump carries
+   * the private key and preshared keys.
+   */
+  private async dump<T>(
+    connection: NetlinkConnection,
+    request: () => Buffer,
+    context: RequestContext,
+    decode: (messages: NetlinkMessage[]) => T,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const { messages, interrupted, datagrams } = await connection.request([request()], context);
+      try {
+        if (!interrupted) return decode(messages);
+      } finally {
+        for (const datagram of datagrams) datagram.fill(0);
+      }
+      if (attempt >= this.maxDumpAttempts) {
+        const subject = context.interface === undefined ? context.operation : `${context.operation} ${context.interface}`;
+        throw new WireGuardError(`${subject}: the kernel state changed during each of ${attempt} dump attempts; try again`, {
+          code: 'EAGAIN', errno: 11, syscall: 'netlink', operation: context.operation, interface: context.interface,
+        });
+      }
+    }
+  }
+
   private async dumpDevice(name: string, operation: string, onPrivateKey?: (key: Buffer) => void): Promise<Device> {
     const family = await this.resolveFamily();
-    for (let attempt = 1; ; attempt++) {
+    const request = () => {
       const writer = new MessageWriter(64);
       const start = beginGenlMessage(writer, family, WG_CMD_GET_DEVICE, WG_GENL_VERSION, NLM_F_REQUEST | NLM_F_DUMP);
       writer.attrString(WGDEVICE_A_IFNAME, name);
       endMessage(writer, start);
-      const { messages, interrupted } = await this.generic.request([writer.take()], { operation, interface: name });
-      if (interrupted) {
-        wipeSecrets(messages);
-        if (attempt < this.maxDumpAttempts) continue;
-        throw new WireGuardError(`${operation} ${name}: the device changed during each of ${attempt} dump attempts; try again`, {
-          code: 'EAGAIN', errno: 11, syscall: 'netlink', operation, interface: name,
-        });
-      }
-      const device = decodeDevice(messages, onPrivateKey);
-      this.ownPublicKeys.set(name, device.publicKey === null ? null : decodeKey(device.publicKey, 'publicKey'));
-      return device;
-    }
+      return writer.take();
+    };
+    const device = await this.dump(this.generic, request, { operation, interface: name }, (messages) => decodeDevice(messages, onPrivateKey));
+    this.ownPublicKeys.set(name, device.publicKey === null ? null : decodeKey(device.publicKey, 'publicKey'));
+    return device;
   }
 
   /**
@@ -133,7 +171,7 @@ export class WireGuard {
    * A dump that races a concurrent change is retried. Missing interface: ENODEV.
    */
   getDevice(name: string): Promise<Device> {
-    return this.dumpDevice(validateInterfaceName(name), 'getDevice');
+    return this.operation('getDevice', () => this.dumpDevice(validateInterfaceName(name), 'getDevice'));
   }
 
   /**
@@ -141,12 +179,14 @@ export class WireGuard {
    * one way jitguard hands out the key: a KeyObject keeps it out of ordinary JS buffers, and
    * every reply buffer that held it is zeroed. Use `crypto.diffieHellman` with it directly.
    */
-  async getPrivateKey(name: string): Promise<KeyObject | null> {
-    let key: KeyObject | null = null;
-    await this.dumpDevice(validateInterfaceName(name), 'getPrivateKey', (bytes) => {
-      if (bytes.length === KEY_LENGTH && bytes.some((b) => b !== 0)) key = privateKeyObject(bytes);
+  getPrivateKey(name: string): Promise<KeyObject | null> {
+    return this.operation('getPrivateKey', async () => {
+      let key: KeyObject | null = null;
+      await this.dumpDevice(validateInterfaceName(name), 'getPrivateKey', (bytes) => {
+        if (bytes.length === KEY_LENGTH && bytes.some((b) => b !== 0)) key = privateKeyObject(bytes);
+      });
+      return key;
     });
-    return key;
   }
 
   /**
@@ -155,57 +195,77 @@ export class WireGuard {
    * config is split across messages; if the kernel rejects a later message, the error's
    * `progress` says exactly which peers were applied.
    */
-  async setDevice(name: string, config: DeviceConfig): Promise<void> {
+  setDevice(name: string, config: DeviceConfig): Promise<void> {
+    return this.operation('setDevice', () => this.applyConfig(name, config));
+  }
+
+  private async applyConfig(name: string, config: DeviceConfig): Promise<void> {
     validateInterfaceName(name);
-    const hasPeers = typeof config === 'object' && config !== null && Array.isArray(config.peers) && config.peers.length > 0;
-    const knowsOwnKey = this.ownPublicKeys.has(name) || (config as DeviceConfig | null)?.privateKey !== undefined;
-    if (hasPeers && !knowsOwnKey) await this.dumpDevice(name, 'setDevice');
+    // Everything is validated before anything is sent; only then, if some peer could be
+    // created and the interface's own key is not known, is it read (one dump per instance and
+    // interface), to refuse a peer the kernel would silently ignore.
     const normalized = validateConfig(config, this.ownPublicKeys.get(name));
-    const family = await this.resolveFamily();
-    let encoded;
     try {
-      encoded = encodeSetDevice(family, name, normalized, this.maxMessageBytes);
+      const ownKeyUnknown = normalized.privateKey === undefined && !this.ownPublicKeys.has(name);
+      if (ownKeyUnknown && normalized.peers.some((peer) => !peer.remove && !peer.updateOnly)) {
+        await this.dumpDevice(name, 'setDevice');
+        rejectOwnKeyPeer(normalized, this.ownPublicKeys.get(name) ?? null);
+      }
+      const family = await this.resolveFamily();
+      const { messages, boundaries } = encodeSetDevice(family, name, normalized, this.maxMessageBytes);
+      const progress = (completedMessages: number): Progress => {
+        const applied = completedMessages > 0 ? boundaries[completedMessages - 1] : undefined;
+        const rejected = boundaries[completedMessages];
+        return {
+          completedMessages,
+          totalMessages: messages.length,
+          appliedPeers: applied?.completedPeers ?? 0,
+          partialPeer: applied?.partialPeer,
+          uncertainPeers: rejected ? rejected.completedPeers + (rejected.partialPeer !== undefined ? 1 : 0) - (applied?.completedPeers ?? 0) : 0,
+        };
+      };
+      try {
+        await this.generic.request(messages, { operation: 'setDevice', interface: name, progress });
+      } finally {
+        for (const message of messages) message.fill(0);
+      }
+      if (normalized.privateKey !== undefined) {
+        this.ownPublicKeys.set(name, normalized.privateKey === null ? null : derivePublicKey(normalized.privateKey));
+      }
     } finally {
       wipeConfig(normalized);
     }
-    const { messages, boundaries } = encoded;
-    const progress = (completedMessages: number): Progress => {
-      const boundary = completedMessages > 0 ? boundaries[completedMessages - 1] : undefined;
-      return {
-        completedMessages,
-        totalMessages: messages.length,
-        appliedPeers: boundary?.completedPeers ?? 0,
-        partialPeer: boundary?.partialPeer,
-      };
-    };
-    const context: RequestContext = { operation: 'setDevice', interface: name, progress };
-    try {
-      await this.generic.request(messages, context);
-    } finally {
-      for (const message of messages) message.fill(0);
-    }
-    if (config.privateKey !== undefined) this.ownPublicKeys.delete(name); // re-read on next need
   }
 
   /** Removes peers by public key. Keys that are not on the interface are ignored. */
   removePeers(name: string, publicKeys: KeyInput[]): Promise<void> {
-    if (!Array.isArray(publicKeys)) {
-      throw new ValidationError('publicKeys', `expected an array of keys, got ${describe(publicKeys)}`);
-    }
-    return this.setDevice(name, { peers: publicKeys.map((publicKey) => ({ publicKey, remove: true })) });
+    return this.operation('removePeers', async () => {
+      if (!Array.isArray(publicKeys)) {
+        throw new ValidationError('publicKeys', `expected an array of keys, got ${describe(publicKeys)}`);
+      }
+      await this.applyConfig(name, { peers: publicKeys.map((publicKey) => ({ publicKey, remove: true })) });
+    });
   }
 
   /** Names of all WireGuard interfaces in this network namespace. */
-  async listDevices(): Promise<string[]> {
-    const { messages } = await this.route.request([encodeListLinks()], { operation: 'listDevices' });
-    return decodeLinks(messages).filter((link) => link.kind === WG_GENL_NAME).map((link) => link.name);
+  listDevices(): Promise<string[]> {
+    return this.operation('listDevices', async () => {
+      const links = await this.dump(this.route, encodeListLinks, { operation: 'listDevices' }, decodeLinks);
+      return links.filter((link) => link.kind === WG_GENL_NAME).map((link) => link.name);
+    });
   }
 
   /** Creates a WireGuard interface (down, unconfigured). EEXIST if the name is taken. */
-  async createDevice(name: string): Promise<void> {
-    validateInterfaceName(name);
-    await this.route.request([encodeCreateLink(name, WG_GENL_NAME)], { operation: 'createDevice', interface: name });
-    this.ownPublicKeys.set(name, null);
+  createDevice(name: string): Promise<void> {
+    return this.operation('createDevice', async () => {
+      validateInterfaceName(name);
+      await this.route.request([encodeCreateLink(name, WG_GENL_NAME)], {
+        operation: 'createDevice',
+        interface: name,
+        explain: { EOPNOTSUPP: 'this kernel cannot create WireGuard interfaces (is the wireguard module available?)' },
+      });
+      this.ownPublicKeys.set(name, null);
+    });
   }
 
   /**
@@ -213,19 +273,22 @@ export class WireGuard {
    * peers down far faster that way than one by one inside link deletion (measured ~70×).
    * Refuses (EOPNOTSUPP) to delete an interface that is not WireGuard.
    */
-  async deleteDevice(name: string): Promise<void> {
-    await this.setDevice(name, { replacePeers: true });
-    await this.route.request([encodeDeleteLink(name)], { operation: 'deleteDevice', interface: name });
-    this.ownPublicKeys.delete(name);
+  deleteDevice(name: string): Promise<void> {
+    return this.operation('deleteDevice', async () => {
+      await this.applyConfig(name, { replacePeers: true });
+      await this.route.request([encodeDeleteLink(name)], { operation: 'deleteDevice', interface: name });
+      this.ownPublicKeys.delete(name);
+    });
   }
 
-  /** Closes the sockets. Calls already queued finish first; later calls fail. */
+  /** Closes the sockets. Calls already made finish first; later calls fail with ERR_JITGUARD_CLOSED. */
   close(): void {
-    this.genericConnection?.close();
-    this.routeConnection?.close();
+    if (this.closed) return;
+    this.closed = true;
+    const settled = [...this.inFlight].map((p) => p.catch(() => undefined));
+    void Promise.all(settled).then(() => {
+      this.genericConnection?.close();
+      this.routeConnection?.close();
+    });
   }
-}
-
-function wipeSecrets(messages: NetlinkMessage[]): void {
-  decodeDevice(messages); // decoding zeroes every key attribute in place
 }

@@ -181,6 +181,9 @@ export function encodeSetDevice(
       writer.endNest(peerNest);
     });
     finishMessage({ completedPeers: config.peers.length });
+  } catch (error) {
+    for (const message of messages) message.fill(0);
+    throw error;
   } finally {
     writer.wipe();
   }

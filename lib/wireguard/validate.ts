@@ -135,17 +135,52 @@ export function validateConfig(config: unknown, devicePublicKey: Uint8Array | nu
         const first = seen.get(key);
         if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
         seen.set(key, i);
-        if (ownPublicKey && Buffer.compare(normalizedPeer.publicKey, ownPublicKey) === 0) {
-          throw new ValidationError(`${path}.publicKey`, "equals the interface's own public key; the kernel would silently ignore this peer");
-        }
         normalized.peers.push(normalizedPeer);
       });
+      rejectOwnKeyPeer(normalized, ownPublicKey);
+      rejectSharedPrefixes(normalized);
+      if (normalized.replacePeers) {
+        const index = normalized.peers.findIndex((peer) => peer.updateOnly);
+        if (index !== -1) {
+          throw new ValidationError(`config.peers[${index}].updateOnly`, 'cannot be combined with replacePeers: every peer is removed first, so an update-only peer would never be applied');
+        }
+      }
     }
   } catch (error) {
     wipeConfig(normalized);
     throw error;
   }
   return normalized;
+}
+
+/**
+ * Refuses a peer equal to the interface's own public key: the kernel would silently ignore
+ * it (set_peer skips a peer whose key is the device's own).
+ */
+export function rejectOwnKeyPeer(config: NormalizedConfig, ownPublicKey: Uint8Array | null): void {
+  if (!ownPublicKey) return;
+  const index = config.peers.findIndex((peer) => !peer.remove && Buffer.compare(peer.publicKey, ownPublicKey) === 0);
+  if (index !== -1) {
+    throw new ValidationError(`config.peers[${index}].publicKey`, "equals the interface's own public key; the kernel would silently ignore this peer");
+  }
+}
+
+/**
+ * Refuses the same prefix on two peers of one call: the kernel would silently move it to the
+ * later one (an allowed IP routes to exactly one peer).
+ */
+function rejectSharedPrefixes(config: NormalizedConfig): void {
+  const owner = new Map<string, number>();
+  config.peers.forEach((peer, i) => {
+    peer.allowedIps?.forEach((prefix, j) => {
+      const key = `${Buffer.from(prefix.bytes).toString('hex')}/${prefix.length}`;
+      const first = owner.get(key);
+      if (first !== undefined && first !== i) {
+        throw new ValidationError(`config.peers[${i}].allowedIps[${j}]`, `the same prefix as an allowed IP of config.peers[${first}]; a prefix routes to one peer only`);
+      }
+      owner.set(key, i);
+    });
+  });
 }
 
 /** Zeroes the secret bytes a normalized config holds. */

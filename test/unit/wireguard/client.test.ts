@@ -242,3 +242,62 @@ describe('WireGuard over a replayed kernel', () => {
     await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'ERR_JITGUARD_CLOSED');
   });
 });
+
+describe('review fixes: dumps, validation order, progress, close', () => {
+  it('fails a dump whose NLMSG_DONE carries an error, instead of returning an empty device', async () => {
+    const doneWithError = Buffer.from(done());
+    doneWithError.writeInt32LE(-90, 16); // -EMSGSIZE
+    const transport = new ReplayTransport([familyStep, { replies: [doneWithError] }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'EMSGSIZE');
+  });
+
+  it('retries when only the NLMSG_DONE is flagged as interrupted', async () => {
+    const [first, second] = splitDump();
+    const lastDone = Buffer.from(second!);
+    lastDone.writeUInt16LE(NLM_F_MULTI | NLM_F_DUMP_INTR, lastDone.length - 20 + 6);
+    const transport = new ReplayTransport([familyStep, { replies: [first!, lastDone] }, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    assert.equal((await wg.getDevice('wg0')).peers.length, 2);
+    assert.equal(transport.remaining, 0);
+  });
+
+  it('refuses a bad config before any exchange, even for an interface it has never seen', async () => {
+    const transport = new ReplayTransport([]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('nope0', { peers: [{ publicKey: key(1), allowedIps: ['10.0.0.0/33'] }] }), /allowedIps\[0\]/);
+    assert.equal(transport.sent.length, 0);
+  });
+
+  it('does not read the device for calls that cannot create a peer', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: [ack()] }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await wg.removePeers('wg0', [key(1), key(2)]);
+    await assert.rejects(wg.setDevice('wg0', { peers: [{ publicKey: key(3), updateOnly: true }] })); // no step left: proves no dump was queued before
+    assert.equal(transport.sent.length, 3);
+  });
+
+  it('reports the peers of the rejected message as uncertain', async () => {
+    const peers = Array.from({ length: 30 }, (_, i) => ({ publicKey: key(i), allowedIps: Array.from({ length: 20 }, (_, j) => `10.${i}.0.${j}/32`) }));
+    const transport = new ReplayTransport([familyStep, { replies: [ack(), errorReply(7)], answers: [0, 1], completed: 1 }]);
+    const wg = new WireGuard({ transports: { generic: transport }, maxMessageBytes: 1024 });
+    await assert.rejects(wg.setDevice('wg0', { privateKey: keyBytes(3, 'x'), peers }), (e: unknown) => {
+      assert.ok(e instanceof WireGuardError && e.progress);
+      assert.equal(e.progress.completedMessages, 1);
+      assert.ok(e.progress.uncertainPeers >= 1, `uncertain ${e.progress.uncertainPeers}`);
+      assert.ok(e.progress.appliedPeers + e.progress.uncertainPeers <= 30);
+      return true;
+    });
+  });
+
+  it('lets calls already made finish when closed, and refuses later ones', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    const pending = wg.getDevice('wg0');
+    wg.close();
+    assert.equal((await pending).peers.length, 2);
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'ERR_JITGUARD_CLOSED');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(transport.closed, true);
+  });
+});

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { ValidationError } from '../../../lib/errors.js';
-import { derivePublicKey, privateKeyBytes } from '../../../lib/keys.js';
+import { decodeKey, derivePublicKey, privateKeyBytes } from '../../../lib/keys.js';
 import { validateConfig } from '../../../lib/wireguard/validate.js';
 import { validateInterfaceName } from '../../../lib/net/interface-name.js';
 import { key, keyBytes } from '../../support/keys.js';
@@ -72,6 +72,21 @@ describe('config validation (before anything reaches the kernel)', () => {
     rejects({ privateKey: priv, peers: [{ publicKey: pub }] }, 'config.peers[0].publicKey', /own public key/);
     // Clearing the private key in the same call makes that peer legal again.
     assert.equal(validateConfig({ privateKey: null, peers: [{ publicKey: pub }] }, pub).peers.length, 1);
+  });
+
+  it('rejects what the kernel would silently rewrite: a prefix on two peers, updateOnly under replacePeers', () => {
+    rejects({ peers: [{ publicKey: key(1), allowedIps: ['10.0.0.0/24'] }, { publicKey: key(2), allowedIps: ['10.0.0.9/24'] }] }, 'config.peers[1].allowedIps[0]', /same prefix as an allowed IP of config.peers\[0\]/);
+    rejects({ replacePeers: true, peers: [{ publicKey: key(1), updateOnly: true }] }, 'config.peers[0].updateOnly', /replacePeers/);
+  });
+
+  it('decodes base64 keys without leaving a copy in the shared buffer pool', () => {
+    const raw = Buffer.alloc(32); // not from the pool
+    for (let i = 0; i < 32; i++) raw[i] = (i * 37 + 11) & 0xff;
+    const secret = raw.toString('base64');
+    const bytes = decodeKey(secret, 'k');
+    assert.deepEqual(Buffer.from(bytes.buffer, bytes.byteOffset, 32), raw);
+    const pool = Buffer.from(Buffer.from('x').buffer); // the pool the next small Buffer.from() would use
+    assert.equal(pool.indexOf(raw), -1, 'key bytes found in the shared buffer pool');
   });
 
   it('masks host bits of allowed IPs, as the kernel stores them', () => {
