@@ -15,7 +15,7 @@ import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { existsSync, writeFileSync, readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HandshakeCapture, Responder, WireGuard, compareTai64n, installAsInitiator } from '../lib/index.js';
+import { HandshakeCapture, Responder, WireGuard, compareTai64n, installAsInitiator, settleInitiator } from '../lib/index.js';
 import type { Tai64n } from '../lib/index.js';
 
 const GATEWAY_NS = 'jg-demo-gw';
@@ -67,6 +67,21 @@ async function serve(controlPlaneFile: string): Promise<void> {
     const started = process.hrtime.bigint();
     await installAsInitiator(wg, 'wg0', { publicKey: result.publicKey, source: initiation.source, allowedIps });
     log('installed', { source: initiation.source, publicKey: result.publicKey, allowedIps, installMs: Number(process.hrtime.bigint() - started) / 1e6 });
+    void settleWhenUp(wg, result.publicKey, log);
+  }
+}
+
+/** Once the kernel's handshake with the client is done, turn the install-time keepalive off. */
+async function settleWhenUp(wg: WireGuard, publicKey: string, log: (event: string, fields?: object) => void): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const peer = (await wg.getDevice('wg0')).peers.find((p) => p.publicKey === publicKey);
+    if (!peer) return;
+    if (peer.lastHandshake) {
+      await settleInitiator(wg, 'wg0', publicKey);
+      log('settled', { publicKey, lastHandshake: peer.lastHandshake });
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -148,7 +163,10 @@ async function main(): Promise<void> {
     console.log(`  client's first packet → first reply through the tunnel: ${tunnelMs} ms (in a TCG VM, ~10-50x slower than native)`);
     console.log(`  peers installed: ${installed.length}; unknown keys refused: ${unknown.length}`);
     console.log(`  kernel peers on wg0: ${device.peers.map((p) => `${p.publicKey.slice(0, 8)}… ${p.endpoint} handshake=${p.lastHandshake?.toISOString() ?? 'never'}`).join('; ')}`);
-    const ok = installed.length === 1 && unknown.length >= 1 && device.peers.length === 1 && device.peers[0]!.publicKey === client.publicKey && device.peers[0]!.lastHandshake !== null;
+    const settled = events.filter((e) => e.event === 'settled');
+    console.log(`  install-time keepalive turned off after the handshake: ${settled.length === 1 ? 'yes' : 'no'} (keepalive now ${device.peers[0]?.persistentKeepalive ?? '-'})`);
+    const ok = installed.length === 1 && unknown.length >= 1 && settled.length === 1 && device.peers.length === 1
+      && device.peers[0]!.publicKey === client.publicKey && device.peers[0]!.lastHandshake !== null && device.peers[0]!.persistentKeepalive === 0;
     console.log(ok ? 'demo OK' : 'demo FAILED');
     process.exitCode = ok ? 0 : 1;
   } finally {
