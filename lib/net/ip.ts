@@ -2,7 +2,7 @@
  * IP addresses, CIDR prefixes and endpoints as the WireGuard API takes and returns them:
  * strings at the API ("10.0.0.7/32", "[fd00::7]:51820"), bytes on the wire.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 export type Family = 4 | 6;
 
@@ -12,9 +12,36 @@ export interface Address {
   bytes: Uint8Array;
 }
 
+/**
+ * Parses dotted-quad IPv4 ("192.0.2.7": four decimal parts 0..255, no leading zeros) without
+ * regular expressions or intermediate arrays: a gateway parses one per peer, 10^5 at a time.
+ */
+function parseIPv4(text: string): Uint8Array | null {
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // a final '.' closes the last part
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return null; // leading zero
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return null;
+    } else if (c === 46 && digits > 0 && part < 4) {
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else {
+      return null;
+    }
+  }
+  return part === 4 ? bytes : null;
+}
+
 /** Parses a numeric IPv4 or IPv6 address (no zone); returns null when it is neither. */
 export function parseAddress(text: string): Address | null {
-  if (isIPv4(text)) return { family: 4, bytes: Uint8Array.from(text.split('.').map(Number)) };
+  const v4 = parseIPv4(text);
+  if (v4) return { family: 4, bytes: v4 };
   if (!isIPv6(text) || text.includes('%')) return null;
   // A dotted IPv4 tail ("::ffff:192.0.2.1") becomes its two hex groups first.
   const normalized = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a, b, c, d) =>
@@ -37,7 +64,7 @@ export function parseAddress(text: string): Address | null {
 
 /** Formats bytes as inet_ntop(3) does (RFC 5952 for IPv6, dotted tail for IPv4-mapped). */
 export function formatAddress(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const words: number[] = [];
   for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
   if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
@@ -82,12 +109,12 @@ export function parsePrefix(text: string): Prefix | string {
   const address = parseAddress(slash === -1 ? text : text.slice(0, slash));
   if (!address) return 'expected an IPv4 or IPv6 prefix such as "10.0.0.7/32" or "fd00::/64"';
   const max = address.family === 4 ? 32 : 128;
-  if (slash === -1) return { ...address, length: max };
+  if (slash === -1) return { family: address.family, bytes: address.bytes, length: max };
   const lengthText = text.slice(slash + 1);
   if (!/^\d{1,3}$/.test(lengthText) || Number(lengthText) > max) {
     return `prefix length must be an integer from 0 to ${max}`;
   }
-  return { ...address, length: Number(lengthText) };
+  return { family: address.family, bytes: address.bytes, length: Number(lengthText) };
 }
 
 export function formatPrefix(prefix: Prefix): string {
@@ -123,14 +150,27 @@ export function parseEndpoint(text: string): Endpoint | string {
     if (colon === -1) return 'endpoint needs a port: expected "ip:port" or "[ipv6]:port"';
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
-    if (!isIPv4(host)) return isIPv6(host) ? 'IPv6 endpoints need brackets: "[ipv6]:port"' : 'expected a numeric "ip:port" (host names are not resolved)';
+    if (parseIPv4(host) === null) {
+      return isIPv6(host) ? 'IPv6 endpoints need brackets: "[ipv6]:port"' : 'expected a numeric "ip:port" (host names are not resolved)';
+    }
   }
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    return 'port must be an integer from 1 to 65535';
-  }
+  const port = parsePort(portText);
+  if (port === 0) return 'port must be an integer from 1 to 65535';
   const address = parseAddress(host);
   if (!address) return 'expected a numeric IP address';
-  return { ...address, port: Number(portText), scopeId };
+  return { family: address.family, bytes: address.bytes, port, scopeId };
+}
+
+/** Decimal 1..65535 without sign, spaces or leading zeros; 0 when it is not one. */
+function parsePort(text: string): number {
+  if (text.length === 0 || text.length > 5 || (text.length > 1 && text.charCodeAt(0) === 48)) return 0;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return 0;
+    value = value * 10 + (c - 48);
+  }
+  return value <= 65535 ? value : 0;
 }
 
 export function formatEndpoint(endpoint: Endpoint): string {

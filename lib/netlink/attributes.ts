@@ -63,19 +63,34 @@ export class MessageWriter {
     this.buffer.set(data, start + NLA_HDRLEN);
   }
 
+  /**
+   * Starts an attribute of `length` value bytes and returns the offset of its value, for the
+   * caller to fill in place (no temporary buffer per attribute).
+   */
+  attrSpace(type: number, length: number): number {
+    const start = this.reserve(NLA_HDRLEN + align4(length));
+    this.buffer.writeUInt16LE(NLA_HDRLEN + length, start);
+    this.buffer.writeUInt16LE(type, start + 2);
+    return start + NLA_HDRLEN;
+  }
+
   attrU8(type: number, value: number): void {
-    this.attr(type, Uint8Array.of(value));
+    this.buffer[this.attrSpace(type, 1)] = value;
   }
   attrU16(type: number, value: number): void {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(value);
-    this.attr(type, b);
+    this.buffer.writeUInt16LE(value, this.attrSpace(type, 2));
   }
   attrU32(type: number, value: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(value);
-    this.attr(type, b);
+    this.buffer.writeUInt32LE(value >>> 0, this.attrSpace(type, 4));
   }
+  /** A big-endian u16 at `offset` (within an attribute started with `attrSpace`). */
+  u16beAt(offset: number, value: number): void {
+    this.buffer.writeUInt16BE(value, offset);
+  }
+  setAt(offset: number, data: Uint8Array): void {
+    this.buffer.set(data, offset);
+  }
+
   /** NUL-terminated string attribute (NLA_NUL_STRING / NLA_STRING). */
   attrString(type: number, value: string): void {
     this.attr(type, Buffer.from(`${value}\0`, 'utf8'));

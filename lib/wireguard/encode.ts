@@ -65,20 +65,20 @@ export interface EncodedSet {
 
 const ZERO_KEY = new Uint8Array(32);
 
-export function encodeEndpoint(endpoint: Endpoint): Buffer {
+/** Writes the endpoint attribute as struct sockaddr_in / sockaddr_in6, in place. */
+function writeEndpoint(writer: MessageWriter, endpoint: Endpoint): void {
   if (endpoint.family === 4) {
-    const sockaddr = Buffer.alloc(16); // struct sockaddr_in
-    sockaddr.writeUInt16LE(AF_INET, 0);
-    sockaddr.writeUInt16BE(endpoint.port, 2);
-    sockaddr.set(endpoint.bytes, 4);
-    return sockaddr;
+    const at = writer.attrSpace(WGPEER_A_ENDPOINT, 16); // zero-filled: sin_zero stays 0
+    writer.u16At(at, AF_INET);
+    writer.u16beAt(at + 2, endpoint.port);
+    writer.setAt(at + 4, endpoint.bytes);
+    return;
   }
-  const sockaddr = Buffer.alloc(28); // struct sockaddr_in6
-  sockaddr.writeUInt16LE(AF_INET6, 0);
-  sockaddr.writeUInt16BE(endpoint.port, 2);
-  sockaddr.set(endpoint.bytes, 8);
-  sockaddr.writeUInt32LE(endpoint.scopeId, 24);
-  return sockaddr;
+  const at = writer.attrSpace(WGPEER_A_ENDPOINT, 28); // sin6_flowinfo stays 0
+  writer.u16At(at, AF_INET6);
+  writer.u16beAt(at + 2, endpoint.port);
+  writer.setAt(at + 8, endpoint.bytes);
+  writer.u32At(at + 24, endpoint.scopeId);
 }
 
 function writeAllowedIp(writer: MessageWriter, prefix: Prefix): void {
@@ -100,7 +100,7 @@ function writePeerHead(writer: MessageWriter, peer: NormalizedPeer): void {
   const flags = peerFlags(peer);
   if (flags !== 0) writer.attrU32(WGPEER_A_FLAGS, flags);
   if (peer.presharedKey !== undefined) writer.attr(WGPEER_A_PRESHARED_KEY, peer.presharedKey ?? ZERO_KEY);
-  if (peer.endpoint !== undefined) writer.attr(WGPEER_A_ENDPOINT, encodeEndpoint(peer.endpoint));
+  if (peer.endpoint !== undefined) writeEndpoint(writer, peer.endpoint);
   if (peer.persistentKeepalive !== undefined) writer.attrU16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistentKeepalive);
 }
 

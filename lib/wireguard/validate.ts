@@ -4,7 +4,7 @@
  * parsed. Secret bytes in the result must be wiped by the caller (`wipeConfig`).
  */
 import { ValidationError } from '../errors.js';
-import { decodeKey, decodePrivateKey, derivePublicKey, describe, encodeKey } from '../keys.js';
+import { decodeKey, decodePrivateKey, derivePublicKey, describe } from '../keys.js';
 import { maskHostBits, parseEndpoint, parsePrefix } from '../net/ip.js';
 import type { Endpoint, Prefix } from '../net/ip.js';
 import type { DeviceConfig, PeerConfig } from './types.js';
@@ -131,7 +131,7 @@ export function validateConfig(config: unknown, devicePublicKey: Uint8Array | nu
       c.peers.forEach((peer, i) => {
         const path = `config.peers[${i}]`;
         const normalizedPeer = validatePeer(peer, path);
-        const key = encodeKey(normalizedPeer.publicKey);
+        const key = bytesKey(normalizedPeer.publicKey);
         const first = seen.get(key);
         if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
         seen.set(key, i);
@@ -173,7 +173,7 @@ function rejectSharedPrefixes(config: NormalizedConfig): void {
   const owner = new Map<string, number>();
   config.peers.forEach((peer, i) => {
     peer.allowedIps?.forEach((prefix, j) => {
-      const key = `${Buffer.from(prefix.bytes).toString('hex')}/${prefix.length}`;
+      const key = `${bytesKey(prefix.bytes)}/${prefix.length}`;
       const first = owner.get(key);
       if (first !== undefined && first !== i) {
         throw new ValidationError(`config.peers[${i}].allowedIps[${j}]`, `the same prefix as an allowed IP of config.peers[${first}]; a prefix routes to one peer only`);
@@ -181,6 +181,11 @@ function rejectSharedPrefixes(config: NormalizedConfig): void {
       owner.set(key, i);
     });
   });
+}
+
+/** A cheap Map key for a short byte string (one char per byte; no base64 or hex). */
+function bytesKey(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
 /** Zeroes the secret bytes a normalized config holds. */
