@@ -74,14 +74,18 @@ export class MessageWriter {
     return start + NLA_HDRLEN;
   }
 
+  // attrSpace() may replace `this.buffer` (growth), so take the offset before the buffer.
   attrU8(type: number, value: number): void {
-    this.buffer[this.attrSpace(type, 1)] = value;
+    const at = this.attrSpace(type, 1);
+    this.buffer[at] = value;
   }
   attrU16(type: number, value: number): void {
-    this.buffer.writeUInt16LE(value, this.attrSpace(type, 2));
+    const at = this.attrSpace(type, 2);
+    this.buffer.writeUInt16LE(value, at);
   }
   attrU32(type: number, value: number): void {
-    this.buffer.writeUInt32LE(value >>> 0, this.attrSpace(type, 4));
+    const at = this.attrSpace(type, 4);
+    this.buffer.writeUInt32LE(value >>> 0, at);
   }
   /** A big-endian u16 at `offset` (within an attribute started with `attrSpace`). */
   u16beAt(offset: number, value: number): void {
