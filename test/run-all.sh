@@ -4,6 +4,7 @@
 #   2. unit                 test/unit      no root, no kernel WireGuard
 #   3. host-privileged      test/privileged root on this machine's kernel (netns, veth, AF_PACKET)
 #   4. kernel               test/kernel    real kernel WireGuard, in a VM when the host has none
+#   5. bench smoke          bench/run.sh --smoke: every netlink benchmark at N=100, so it cannot rot
 # Prints one closing line "N passed, N failed" over all tiers; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +31,12 @@ tier typecheck npx --no-install tsc -p tsconfig.json --noEmit
 tier unit bash test/unit/run.sh
 tier privileged bash test/privileged/run.sh
 tier kernel bash test/kernel/run.sh
+if [[ " ${skipped_tiers[*]} " == *" kernel "* ]]; then
+  echo "=== bench-smoke === SKIPPED: needs what the kernel tier needs"
+  skipped_tiers+=(bench-smoke)
+else
+  tier bench-smoke bash bench/run.sh --smoke
+fi
 
 # The spec reporter ends each run with "ℹ pass N" / "ℹ fail N".
 sum() { sed -E "s/\x1b\[[0-9;]*m//g" "$log" | grep -aE "^ℹ $1 [0-9]+$" | awk '{ s += $3 } END { print s + 0 }'; }
