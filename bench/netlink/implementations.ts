@@ -289,6 +289,16 @@ const DIAGNOSES: Array<{ impl: string; pattern: RegExp; cause: string }> = [
     cause: 'cause: the whole configuration goes out as one netlink message (no splitting), and sending it fails',
   },
   {
+    impl: 'netlink',
+    pattern: /Maximum attribute length exceeded/,
+    cause: 'cause: all N peers go into one WGDEVICE_A_PEERS attribute of one message (no splitting); its encoder refuses an attribute longer than 65,535 bytes (the netlink attribute length field)',
+  },
+  {
+    impl: 'netlink-raw',
+    pattern: /Maximum attribute length exceeded/,
+    cause: 'cause: all N peers go into one WGDEVICE_A_PEERS attribute of one message (no splitting); its encoder refuses an attribute longer than 65,535 bytes (the netlink attribute length field)',
+  },
+  {
     impl: 'netlink-raw',
     pattern: /message too long|EMSGSIZE/,
     cause: 'cause: the whole configuration goes out as one netlink message (no splitting), and sending it fails',

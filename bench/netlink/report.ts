@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BENCH_DIR, type MeasurementResult, type Row, type SizeResult, formatSeconds } from './common.js';
-import type { ImplementationInfo } from './implementations.js';
+import { type ImplementationInfo, diagnose } from './implementations.js';
 import { COLORS, type Panel, type Series, renderSvg } from './plot.js';
 import { measurement as installLatency } from './install-latency.js';
 import { measurement as reload } from './reload.js';
@@ -134,6 +134,8 @@ function status(row: Row): string {
   const warmup = row.figures?.warmupGetDeviceSeconds ?? row.figures?.firstCallExtraSeconds;
   // (Results of 2026-11-22 carry an earlier wording of this note; it is derived from the figure here.)
   const notes = (row.notes ?? []).filter((n) => !n.includes('first removePeers also dumps'));
+  const cause = row.ok || row.skipped ? undefined : diagnose(row.impl, row.error);
+  if (cause && !notes.includes(cause)) notes.push(cause);
   if (warmup !== undefined) notes.push(`untimed warm-up getDevice of all N peers before it: ${formatSeconds(warmup)}`);
   if (row.ok) return notes.length ? `ok — ${notes.join('; ')}` : 'ok';
   if (row.skipped) return `skipped: ${row.error ?? ''}`;
@@ -323,6 +325,29 @@ function goalNotes(results: BenchResults): string[] {
   return out;
 }
 
+/**
+ * What the figures say about each missed goal and what would close it. Written from this
+ * run's figures and from separate checks in the same VM image (named as such); shown only
+ * for goals the results file marks missed.
+ */
+const CLOSING: Record<string, string> = {
+  reload:
+    'The kernel does the same work for both (a static DH per peer); the difference is jitguard\'s JavaScript: every peer is validated and the whole config encoded before the first message is sent, and under TCG that is seconds at 100,000 peers (see "kernel load" against `wg addconf` above). ' +
+    'What would close it: validate and encode in chunks and send each chunk while the next is prepared (the kernel needs far longer per chunk than JavaScript does, so the JavaScript would hide behind it), and a cheaper per-peer validation (fewer intermediate strings and buffers per key, endpoint and prefix).',
+  dump:
+    'jitguard turns every peer into a typed object (base64 keys, endpoint and prefix strings, bigint counters, Date); wg(8) prints text and parses nothing. jitguard is also slower than a Node process that runs wg(8) and parses its text, so its decoder, not the kernel, is the cost. ' +
+    'What would close it: decode with fewer allocations per attribute (one pass over each peer nest, keys encoded once), and decode each reply as it arrives instead of after the whole dump, overlapping the kernel\'s work.',
+  install:
+    'The floor is a bulk figure (the per-peer share of messages carrying dozens of peers); a single-peer SET also pays a system call, genetlink dispatch, the device lock and the thread-pool hop, so no single-peer path reaches it: `wg set` per peer is 100–250× the floor. ' +
+    'What would close it: coalescing the installs that arrive within a few milliseconds into one SET (the gateway knows its pending installs), or judging single installs against the kernel\'s single-peer cost rather than the bulk share. Separately, the first install of a fresh process dumps the whole device to learn the interface\'s public key ("first call" column): seconds at 100,000 peers, paid by the first client after a restart; reading the key once at start-up, or taking it from the private key the gateway sets, would move that off the install path.',
+  eviction:
+    'The removal itself is cheap in the kernel (`wg set … remove` of 10,000 keys is under a second here); jitguard\'s extra time grows with the number of keys, which points at its per-key validation and encoding in JavaScript. What would close it: the same cheaper key validation and chunked send as for reload.',
+  delete:
+    'jitguard\'s deleteDevice sends one REPLACE_PEERS SET, the same flush as `wg setconf wg0 /dev/null` (which also resets key, port and fwmark), then RTM_DELLINK; done with wg(8), that strategy is ~90× faster than `ip link del` at 10,000 peers. ' +
+    'In separate runs in the same VM image (10,000 peers, not part of this results file) the flush took 0.85–0.95 s from a warm Node process against 0.36–0.48 s for `wg setconf`, and `wg setconf` itself slowed to 0.62 s while another process kept the second vCPU busy: the kernel\'s per-peer teardown (netif_napi_del\'s synchronize_net, workqueue flushes) waits on the other CPU, and a young Node process keeps it busy. ' +
+    'What would close it: find what the Node process runs on the other CPU during the call (V8 background compilation or GC after start-up are the suspects); the wire format is not the cause.',
+};
+
 function plotPanels(results: BenchResults): Panel[] {
   const series = (id: string, figure: (r: Row) => number | undefined, impls: string[]): Series[] =>
     impls
@@ -372,6 +397,12 @@ export function renderMarkdown(results: BenchResults, svgLink: string, resultsLi
   lines.push('', '## Goals (issue 5)', '', ...goalsTable(results), '');
   lines.push('Ratios are jitguard ÷ the reference in the same run (for deletion: `ip link del` ÷ jitguard). ✗ marks a size where the goal is missed.', '');
   lines.push(...goalNotes(results), '');
+  const missed = results.goals.filter((g) => g.met === false && CLOSING[g.id]);
+  if (missed.length) {
+    lines.push('### Why the missed goals are missed, and what would close them', '');
+    for (const g of missed) lines.push(`- **${g.text}** — ${CLOSING[g.id]}`);
+    lines.push('');
+  }
   lines.push('## Plot', '', `![install latency and reload time against N](${svgLink})`, '');
   lines.push('## Environment', '', ...environmentTable(results), '');
   lines.push('## Implementations', '');
