@@ -61,11 +61,45 @@ export const BPF_MEMWORDS = 16;
 /** The kernel's limit on program length (BPF_MAXINSNS). */
 export const BPF_MAXINSNS = 4096;
 
-/** Ancillary loads: `ld [SKF_AD_OFF + SKF_AD_*]` reads socket-buffer fields, not packet bytes. */
+/**
+ * Negative load offsets (linux/filter.h), as u32. A load at SKF_NET_OFF + n reads byte n of the
+ * network header, at SKF_LL_OFF + n byte n of the link-layer header, whatever the socket type
+ * puts at offset 0. For the capture's SOCK_DGRAM packet socket the network header *is* offset 0.
+ */
+export const SKF_NET_OFF = 0xfff00000; // -0x100000
+export const SKF_LL_OFF = 0xffe00000; // -0x200000
+
+/**
+ * Ancillary loads: `ld [SKF_AD_OFF + SKF_AD_*]` (absolute loads only) read socket-buffer fields,
+ * not packet bytes. These are all the kernel accepts (net/core/filter.c, bpf_anc_helper); any
+ * other offset at or above SKF_AD_OFF makes SO_ATTACH_FILTER fail with EINVAL.
+ */
 export const SKF_AD_OFF = 0xfffff000; // -0x1000 as u32
 export const SKF_AD_PROTOCOL = 0; // skb->protocol, host order (the ethertype: 0x0800, 0x86dd)
 export const SKF_AD_PKTTYPE = 4; // skb->pkt_type (PACKET_HOST = 0, ...)
 export const SKF_AD_IFINDEX = 8; // skb->dev->ifindex
+export const SKF_AD_NLATTR = 12; // netlink attribute search (netlink sockets)
+export const SKF_AD_NLATTR_NEST = 16;
+export const SKF_AD_MARK = 20; // skb->mark
+export const SKF_AD_QUEUE = 24; // skb->queue_mapping
+export const SKF_AD_HATYPE = 28; // skb->dev->type (ARPHRD_*)
+export const SKF_AD_RXHASH = 32; // skb->hash
+export const SKF_AD_CPU = 36; // the CPU running the filter
+export const SKF_AD_ALU_XOR_X = 40; // A ^= X (an operation, not a field)
+export const SKF_AD_VLAN_TAG = 44; // the VLAN TCI the stack took off the frame (PCP, DEI, VID)
+export const SKF_AD_VLAN_TAG_PRESENT = 48; // 1 when the frame carried a VLAN tag, else 0
+export const SKF_AD_PAY_OFFSET = 52; // transport payload offset (flow dissector)
+export const SKF_AD_RANDOM = 56; // a random number
+export const SKF_AD_VLAN_TPID = 60; // the tag's protocol (0x8100, 0x88a8)
+
+/** Short names for the ancillary loads, as the kernel's bpf_dbg writes them. */
+export const ANCILLARY_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  [SKF_AD_PROTOCOL]: 'proto', [SKF_AD_PKTTYPE]: 'type', [SKF_AD_IFINDEX]: 'ifidx', [SKF_AD_NLATTR]: 'nla',
+  [SKF_AD_NLATTR_NEST]: 'nlan', [SKF_AD_MARK]: 'mark', [SKF_AD_QUEUE]: 'queue', [SKF_AD_HATYPE]: 'hatype',
+  [SKF_AD_RXHASH]: 'rxhash', [SKF_AD_CPU]: 'cpu', [SKF_AD_ALU_XOR_X]: 'xor_x', [SKF_AD_VLAN_TAG]: 'vlan_tci',
+  [SKF_AD_VLAN_TAG_PRESENT]: 'vlan_avail', [SKF_AD_PAY_OFFSET]: 'poff', [SKF_AD_RANDOM]: 'rand',
+  [SKF_AD_VLAN_TPID]: 'vlan_tpid',
+});
 
 /** sockaddr_ll.sll_pkttype / skb->pkt_type values (linux/if_packet.h). */
 export const PACKET_HOST = 0;
@@ -163,6 +197,14 @@ export function bpfProgram(instructions: readonly BpfInstruction[]): BpfProgram 
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
+/** A load offset, naming the negative bases. */
+function offsetText(k: number): string {
+  if (k >= SKF_AD_OFF) return `${k}`;
+  if (k >= SKF_NET_OFF) return `net+${k - SKF_NET_OFF}`;
+  if (k >= SKF_LL_OFF) return `ll+${k - SKF_LL_OFF}`;
+  return `${k}`;
+}
+
 function operand(insn: BpfInstruction): string {
   const size = insn.code & 0x18;
   const width = size === BPF_B ? 'b' : size === BPF_H ? 'h' : '';
@@ -170,13 +212,10 @@ function operand(insn: BpfInstruction): string {
     case BPF_IMM:
       return `#${hex(insn.k)}`;
     case BPF_ABS:
-      if (insn.k >= SKF_AD_OFF) {
-        const name = { [SKF_AD_PROTOCOL]: 'proto', [SKF_AD_PKTTYPE]: 'type', [SKF_AD_IFINDEX]: 'ifidx' }[insn.k - SKF_AD_OFF];
-        return `#${name ?? `ancillary+${insn.k - SKF_AD_OFF}`}`;
-      }
-      return `[${insn.k}]`;
+      if (insn.k >= SKF_AD_OFF) return `#${ANCILLARY_NAMES[insn.k - SKF_AD_OFF] ?? `ancillary+${insn.k - SKF_AD_OFF}`}`;
+      return `[${offsetText(insn.k)}]`;
     case BPF_IND:
-      return `[x + ${insn.k}]`;
+      return `[x + ${offsetText(insn.k)}]`;
     case BPF_MEM:
       return `M[${insn.k}]`;
     case BPF_LEN:

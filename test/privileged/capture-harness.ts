@@ -237,7 +237,6 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-let senderPath: string | undefined;
 let scratch: string | undefined;
 
 function scratchDir(): string {
@@ -248,14 +247,22 @@ function scratchDir(): string {
   return scratch;
 }
 
+const compiled = new Map<string, string>();
+
+/** Compiles test/privileged/<name>.c once per process; returns the executable's path. */
+export function compileHelper(name: string): string {
+  let path = compiled.get(name);
+  if (path === undefined || !existsSync(path)) {
+    path = join(scratchDir(), name);
+    run('cc', ['-O2', '-Wall', '-o', path, join(here, `${name}.c`)]);
+    compiled.set(name, path);
+  }
+  return path;
+}
+
 /** Compiles capture-sender.c once per process. */
 export function sender(): string {
-  if (senderPath === undefined || !existsSync(senderPath)) {
-    const path = join(scratchDir(), 'capture-sender');
-    run('cc', ['-O2', '-Wall', '-o', path, join(here, 'capture-sender.c')]);
-    senderPath = path;
-  }
-  return senderPath;
+  return compileHelper('capture-sender');
 }
 
 export interface OutgoingPacket {

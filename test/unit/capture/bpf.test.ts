@@ -5,7 +5,9 @@ import {
   BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LEN, BPF_LSH, BPF_MEM, BPF_MISC,
   BPF_MOD, BPF_MSH, BPF_MUL, BPF_NEG, BPF_OR, BPF_RET, BPF_RSH, BPF_ST, BPF_STX, BPF_SUB, BPF_TAX,
   BPF_TXA, BPF_W, BPF_X, BPF_XOR, BpfAssembler, BpfProgramError, SKF_AD_IFINDEX, SKF_AD_OFF,
-  SKF_AD_PKTTYPE, SKF_AD_PROTOCOL, bpfProgram, checkProgram, decodeInstructions, disassemble,
+  SKF_AD_PKTTYPE, SKF_AD_PROTOCOL, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT, SKF_AD_VLAN_TPID, SKF_AD_MARK,
+  SKF_AD_QUEUE, SKF_AD_RXHASH, SKF_AD_HATYPE, SKF_AD_ALU_XOR_X, SKF_AD_RANDOM, SKF_AD_CPU, SKF_AD_NLATTR,
+  SKF_AD_NLATTR_NEST, SKF_AD_PAY_OFFSET, SKF_NET_OFF, SKF_LL_OFF, bpfProgram, checkProgram, decodeInstructions, disassemble,
   encodeInstructions, handshakeFilter, runFilter, ValidationErrorLike, type BpfInstruction,
 } from './helpers.js';
 
@@ -96,7 +98,55 @@ describe('cBPF interpreter', () => {
     assert.equal(run([insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL), retA], [], ctx), 0x86dd);
     assert.equal(run([insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE), retA], [], ctx), 3);
     assert.equal(run([insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX), retA], [], ctx), 42);
-    assert.throws(() => run([insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + 20), retA]), BpfProgramError);
+  });
+
+  it('reads the VLAN tag, mark, queue, hash and hardware type, and does the XOR-X operation', () => {
+    const ld = (n: number) => [insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + n), retA];
+    const tagged = { protocol: 0x800, vlanTag: 0x2064, mark: 7, queue: 3, hash: 0xdeadbeef, hardwareType: 1 };
+    assert.equal(run(ld(SKF_AD_VLAN_TAG_PRESENT), [], tagged), 1);
+    assert.equal(run(ld(SKF_AD_VLAN_TAG), [], tagged), 0x2064);
+    assert.equal(run(ld(SKF_AD_VLAN_TPID), [], tagged), 0x8100);
+    assert.equal(run(ld(SKF_AD_VLAN_TAG_PRESENT), [], { protocol: 0x800 }), 0);
+    assert.equal(run(ld(SKF_AD_VLAN_TAG), [], { protocol: 0x800 }), 0);
+    assert.equal(run(ld(SKF_AD_MARK), [], tagged), 7);
+    assert.equal(run(ld(SKF_AD_QUEUE), [], tagged), 3);
+    assert.equal(run(ld(SKF_AD_RXHASH), [], tagged), 0xdeadbeef);
+    assert.equal(run(ld(SKF_AD_HATYPE), [], tagged), 1);
+    assert.equal(run([insn(BPF_LD | BPF_W | BPF_IMM, 0xff00), insn(BPF_LDX | BPF_W | BPF_IMM, 0x0ff0),
+      insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_ALU_XOR_X), retA]), 0xf0f0);
+  });
+
+  it('refuses before running what depends on the running kernel (random, cpu, netlink attributes, payload offset)', () => {
+    for (const n of [SKF_AD_RANDOM, SKF_AD_CPU, SKF_AD_NLATTR, SKF_AD_NLATTR_NEST, SKF_AD_PAY_OFFSET]) {
+      // The load is behind a jump never taken: refused up front all the same.
+      const program = [insn(BPF_JMP | BPF_JA, 1), insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + n), insn(BPF_RET | BPF_K, 1)];
+      assert.doesNotThrow(() => checkProgram(program), 'the kernel accepts it');
+      assert.throws(() => run(program), /depends on the running kernel/);
+    }
+  });
+
+  it('loads at SKF_NET_OFF from the network header (offset 0 here), at SKF_LL_OFF from the link header', () => {
+    const packet = [0x45, 0, 0, 0xb0];
+    assert.equal(run([insn(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF), retA], packet), 0x45);
+    assert.equal(run([insn(BPF_LD | BPF_H | BPF_ABS, SKF_NET_OFF + 2), retA], packet), 0xb0);
+    assert.equal(run([insn(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + 1), insn(BPF_RET | BPF_K, 9)], packet), 0, 'past the end');
+    assert.equal(run([insn(BPF_LDX | BPF_W | BPF_IMM, 3), insn(BPF_LD | BPF_B | BPF_IND, SKF_NET_OFF), retA], packet), 0xb0);
+    assert.equal(run([insn(BPF_LDX | BPF_B | BPF_MSH, SKF_NET_OFF), insn(BPF_MISC | BPF_TXA), retA], packet), 20);
+    const linkHeader = Uint8Array.from([0xaa, 0xbb, 0x08, 0x00]);
+    assert.equal(runFilter([insn(BPF_LD | BPF_H | BPF_ABS, SKF_LL_OFF + 2), retA], Uint8Array.from(packet), { protocol: 0x800, linkHeader }), 0x800);
+    assert.throws(() => run([insn(BPF_LD | BPF_H | BPF_ABS, SKF_LL_OFF), retA], packet), /linkHeader/);
+    // Other negative offsets fail, like a load past the end.
+    assert.equal(run([insn(BPF_LD | BPF_B | BPF_ABS, 0x80000000), insn(BPF_RET | BPF_K, 9)], packet), 0);
+    assert.equal(run([insn(BPF_LD | BPF_B | BPF_ABS, SKF_LL_OFF - 1), insn(BPF_RET | BPF_K, 9)], packet), 0);
+    assert.match(disassemble([insn(BPF_LD | BPF_H | BPF_ABS, SKF_NET_OFF + 2), insn(BPF_LD | BPF_B | BPF_ABS, SKF_LL_OFF + 12)]), /ldh \[net\+2\][\s\S]*ldb \[ll\+12\]/);
+  });
+
+  it('shifts by X modulo 32, as the kernel does', () => {
+    const shift = (op: number, a: number, by: number) =>
+      run([insn(BPF_LD | BPF_W | BPF_IMM, a), insn(BPF_LDX | BPF_W | BPF_IMM, by), insn(BPF_ALU | op | BPF_X), retA]);
+    assert.equal(shift(BPF_LSH, 1, 32), 1);
+    assert.equal(shift(BPF_LSH, 1, 33), 2);
+    assert.equal(shift(BPF_RSH, 0x80000000, 63), 1);
   });
 
   it('does unsigned 32-bit arithmetic', () => {
@@ -141,7 +191,6 @@ describe('cBPF interpreter', () => {
       insn(BPF_MISC | BPF_TXA), retA]), 12);
     assert.equal(run([insn(BPF_LD | BPF_W | BPF_IMM, 13), insn(BPF_MISC | BPF_TAX), insn(BPF_LD | BPF_W | BPF_IMM, 0),
       insn(BPF_MISC | BPF_TXA), retA]), 13);
-    assert.equal(run([insn(BPF_LD | BPF_W | BPF_MEM, 0), retA]), 0); // starts zeroed
   });
 
   it('rejects programs the kernel verifier rejects', () => {
@@ -151,5 +200,58 @@ describe('cBPF interpreter', () => {
     assert.throws(() => checkProgram([insn(BPF_JMP | BPF_JA, 1), insn(BPF_RET | BPF_K)]), /out of the program/);
     assert.throws(() => checkProgram([insn(BPF_ST, 16), insn(BPF_RET | BPF_K)]), /M\[16\]/);
     assert.throws(() => checkProgram([insn(BPF_ALU | BPF_DIV | BPF_K, 0), insn(BPF_RET | BPF_K)]), /division/);
+    assert.throws(() => checkProgram([insn(BPF_ALU | BPF_MOD | BPF_K, 0), insn(BPF_RET | BPF_K)]), /division/);
+  });
+
+  it('refuses what SO_ATTACH_FILTER refuses: ret x, constant shifts >= 32, unknown opcodes, unknown ancillary loads', () => {
+    const refused: [string, BpfInstruction[], RegExp][] = [
+      ['ret x', [insn(BPF_RET | BPF_X)], /opcode 0xe/],
+      ['lsh #32', [insn(BPF_ALU | BPF_LSH | BPF_K, 32), retA], /shift by 32/],
+      ['rsh #0xffffffff', [insn(BPF_ALU | BPF_RSH | BPF_K, 0xffffffff), retA], /shift/],
+      ['ldh #imm', [insn(BPF_LD | BPF_H | BPF_IMM, 1), retA], /opcode 0x8 /],
+      ['ldb len', [insn(BPF_LD | BPF_B | BPF_LEN), retA], /opcode/],
+      ['ldxh msh', [insn(BPF_LDX | BPF_H | BPF_MSH, 0), retA], /opcode/],
+      ['neg x', [insn(BPF_ALU | BPF_NEG | BPF_X), retA], /opcode/],
+      ['ja x', [insn(BPF_JMP | BPF_JA | BPF_X, 0), retA], /opcode/],
+      ['class 7 other than tax/txa', [insn(BPF_MISC | 0x40), retA], /opcode/],
+      ['unknown ALU op 0xb0', [insn(BPF_ALU | 0xb0 | BPF_K, 1), retA], /opcode/],
+      ['st with size bits', [insn(BPF_ST | BPF_H, 0), retA], /opcode/],
+      ['ancillary +64', [insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + 64), retA], /ancillary/],
+      ['ancillary +2 (unaligned)', [insn(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + 2), retA], /ancillary/],
+      ['4097 instructions', new Array(4097).fill(retA), /more than 4096/],
+    ];
+    for (const [what, program, message] of refused) {
+      assert.throws(() => checkProgram(program), message, what);
+      // Refused even when the bad instruction is never reached.
+      if (program.length < 10) {
+        assert.throws(() => checkProgram([insn(BPF_RET | BPF_K, 1), ...program]), BpfProgramError, `${what} (unreachable)`);
+      }
+    }
+    // Ancillary offsets are checked for absolute loads only: an indexed load there is a packet load that fails.
+    assert.doesNotThrow(() => checkProgram([insn(BPF_LD | BPF_W | BPF_IND, SKF_AD_OFF + 64), retA]));
+    assert.doesNotThrow(() => checkProgram([insn(BPF_ALU | BPF_LSH | BPF_K, 31), insn(BPF_ALU | BPF_LSH | BPF_X), retA]));
+  });
+
+  it('refuses a load of M[k] unless every path to it stored M[k] first', () => {
+    const ldM = (k: number) => insn(BPF_LD | BPF_MEM, k);
+    const st = (k: number) => insn(BPF_ST, k);
+    assert.throws(() => checkProgram([ldM(0), retA]), /M\[0\] is loaded before it is stored/);
+    assert.throws(() => checkProgram([insn(BPF_LDX | BPF_MEM, 3), retA]), /M\[3\]/);
+    assert.throws(() => checkProgram([st(1), ldM(0), retA]), /M\[0\]/);
+    assert.doesNotThrow(() => checkProgram([st(0), ldM(0), retA]));
+    assert.doesNotThrow(() => checkProgram([insn(BPF_STX, 5), insn(BPF_LDX | BPF_MEM, 5), retA]));
+    // Stored on one branch only: refused at the join.
+    assert.throws(() => checkProgram([
+      insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1), st(2), ldM(2), retA,
+    ]), /M\[2\]/);
+    // Stored on both branches: accepted.
+    assert.doesNotThrow(() => checkProgram([
+      insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2), st(2), insn(BPF_JMP | BPF_JA, 1), st(2), ldM(2), retA,
+    ]));
+    // Stored before the branch: accepted on every path.
+    assert.doesNotThrow(() => checkProgram([st(4), insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0), ldM(4), ldM(4), retA]));
+    // Only reachable by a jump from before the store: refused.
+    assert.throws(() => checkProgram([insn(BPF_JMP | BPF_JA, 2), st(6), retA, ldM(6), retA]), /M\[6\]/);
+    assert.throws(() => run([ldM(0), retA]), /M\[0\]/, 'runFilter checks too');
   });
 });
