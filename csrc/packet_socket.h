@@ -4,10 +4,14 @@
 // validation and every policy decision live in lib/capture/.
 //
 // JavaScript surface (see lib/capture/native.ts for the typed view):
-//   new PacketSocket(ifindex, filter: Buffer, onPackets, { batch, rcvbuf, slot })
-//   .ref() / .unref() / .stats() -> { packets, drops } / .close() / .closed
-//   PacketSocket.interfaceIndex(name) -> number      (if_nametoindex)
-//   PacketSocket.interfaceName(index) -> string      (if_indextoname)
+//   new PacketSocket(ifindex, filter: Buffer, onPackets, { batch, rcvbuf, slot, netns })
+//   .ref() / .unref() / .stats() -> { packets, drops, wakeups } / .close() / .closed
+//   .ifindex                          the bound interface index (0: every interface)
+//   .resume()                         reads again after an error was delivered
+//   .link(name) -> { ifindex, up }    the interface in the socket's namespace (SIOCGIFINDEX/FLAGS)
+//   .bind(ifindex)                    binds again (an interface deleted and created anew)
+//   PacketSocket.interfaceIndex(name, netns) -> number                 (if_nametoindex there)
+//   PacketSocket.localAddresses(netns) -> [{ name, family, address }]   (getifaddrs there)
 #pragma once
 
 #include <napi.h>

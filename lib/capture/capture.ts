@@ -23,25 +23,36 @@
  *   least likely still to lead to a handshake, and the queue bounds how stale a delivered
  *   initiation can be.
  *
+ * - With no interface given, the second copy of a frame that passed through stacked devices
+ *   (bridge and port, bond and slave, macvlan and its lower device): `duplicates`
+ *   (see duplicates.ts).
+ *
+ * The bound interface can go down and come back: by default the capture then closes with
+ * ENETDOWN; with `linkDown: 'wait'` it stays open, says so ('down', 'up', `linkState`), and
+ * follows the interface when it is deleted and created again under the same name.
+ *
  * Other transports (a WireGuard-over-WebSocket daemon hooking its receive path) feed the same
  * stream with {@link HandshakeCapture.inject}; {@link HandshakeCapture.detached} makes a stream
  * with no socket at all, for those alone.
  *
- * Needs CAP_NET_RAW (AF_PACKET). The socket is opened with the filter attached before it is
- * bound, so no unfiltered packet is ever queued to it.
+ * Needs CAP_NET_RAW (AF_PACKET), and CAP_SYS_ADMIN for `netns`. The socket is opened with the
+ * filter attached before it is bound, so no unfiltered packet is ever queued to it.
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { ValidationError } from '../errors.js';
 import { formatAddress, parseAddress } from '../net/ip.js';
+import { isInitiationShape } from '../protocol/initiation.js';
 import { type BpfProgram, bpfProgram } from './bpf.js';
+import { BpfProgramError, checkProgram } from './bpf-interpreter.js';
+import { RecentPackets } from './duplicates.js';
 import { CaptureError, fromNative } from './errors.js';
-import { DEFAULT_PORT, HANDSHAKE_SNAP_LENGTH, handshakeFilter, validatePorts } from './filter.js';
+import { DEFAULT_PORT, HANDSHAKE_SNAP_LENGTH, MAX_DESTINATIONS, handshakeFilter, validateDestinations, validatePorts } from './filter.js';
 import {
-  META_CAPTURED, META_IFINDEX, META_LENGTH, META_NANOS, META_OFFSET, META_SECONDS, META_STRIDE,
-  type NativePacketSocket, packetSocketClass,
+  META_CAPTURED, META_IFINDEX, META_LENGTH, META_NANOS, META_OFFSET, META_SECONDS, META_STRIDE, META_VLAN,
+  META_VLAN_PRESENT, type NativePacketSocket, type PacketSocketClass, packetSocketClass,
 } from './native.js';
-import { isInitiationPayload, parseInitiation, type SocketAddress } from './packet.js';
+import { parseInitiation, type SocketAddress } from './packet.js';
 import { validateInterfaceName } from '../net/interface-name.js';
 
 export type { SocketAddress } from './packet.js';
@@ -49,16 +60,46 @@ export type { SocketAddress } from './packet.js';
 export const DEFAULT_QUEUE_LIMIT = 1024;
 export const DEFAULT_BATCH = 64;
 export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
+/** How often a capture waiting for its link looks at the interface (milliseconds). */
+export const LINK_POLL_INTERVAL_MS = 200;
+
+/** What a capture does when its interface goes down (or is deleted). */
+export type LinkDownPolicy = 'close' | 'wait';
+
+/** Whether the capture's interface is up. Always 'up' for a capture of every interface. */
+export type LinkState = 'up' | 'down';
 
 export interface HandshakeCaptureOptions {
   /** Interface to capture on (name, at most 15 bytes). Default: every interface of the network namespace. */
   interface?: string;
+  /**
+   * Capture in another network namespace, given as a path such as `/run/netns/gateway` (what
+   * `ip netns add gateway` creates) or `/proc/<pid>/ns/net`: the socket is created inside it,
+   * `interface` and `destinations: 'local'` are looked up there, and the calling thread is
+   * returned to its own namespace at once. Needs CAP_SYS_ADMIN in addition to CAP_NET_RAW.
+   */
+  netns?: string;
   /** UDP destination ports (default [51820]): integers 1..65535, unique, at most 128. */
   ports?: readonly number[];
   /**
-   * A replacement for the kernel filter (default `handshakeFilter({ ports })`). Whatever it
-   * lets through, only packets that parse as handshake initiations are delivered; the others
-   * are counted in `rejected`.
+   * Only initiations to these IP destination addresses, checked in the kernel filter:
+   * numeric addresses (unique, at most 256), or 'local' for every address the namespace has
+   * when the capture opens (an address added later is not matched until the capture is
+   * opened again). Default: any destination.
+   */
+  destinations?: 'local' | readonly string[];
+  /**
+   * When the interface goes down or is deleted (the kernel reports ENETDOWN): 'close' (the
+   * default) emits the error and closes; 'wait' stays open, emits 'down', and when the
+   * interface is up again (the same one, or a new one under the same name) resumes and emits
+   * 'up'. Recommended for gateways. Only matters with `interface`.
+   */
+  linkDown?: LinkDownPolicy;
+  /**
+   * A replacement for the kernel filter (default `handshakeFilter({ ports, destinations })`),
+   * checked as the kernel checks it (a ValidationError for what SO_ATTACH_FILTER would refuse).
+   * Whatever it lets through, only packets that parse as handshake initiations (and carry no
+   * VLAN id) are delivered; the others are counted in `rejected`.
    */
   filter?: BpfProgram;
   /** Initiations each async iterator may hold before dropping the oldest (default 1024, 1..1,000,000). */
@@ -100,6 +141,11 @@ export interface CaptureStats {
   rejected: number;
   /** Initiations dropped from full iterator queues (oldest first). */
   queueDrops: number;
+  /**
+   * Second copies of one frame, not delivered: with no interface given, a frame is seen once
+   * per stacked device it passes (a bridge and its port, ...). 0 when bound to one interface.
+   */
+  duplicates: number;
   /** Packets that passed the kernel filter, including those dropped (PACKET_STATISTICS tp_packets). */
   kernelPackets: number;
   /** Packets that passed the filter but found the receive buffer full (PACKET_STATISTICS tp_drops). */
@@ -118,6 +164,10 @@ export interface HandshakeCaptureEvents {
   initiation: [HandshakeInitiation];
   error: [CaptureError];
   close: [];
+  /** `linkDown: 'wait'`: the interface went down or was deleted; the capture waits for it. */
+  down: [];
+  /** `linkDown: 'wait'`: the interface is up again (see `ifindex`: it changes if it was created anew). */
+  up: [];
 }
 
 const MAX_QUEUE_LIMIT = 1_000_000;
@@ -143,6 +193,13 @@ function endpoint(value: unknown, path: string): SocketAddress {
     throw new ValidationError(`${path}.port`, 'must be an integer 1..65535');
   }
   return { address: formatAddress(parsed.bytes), port, family: parsed.family };
+}
+
+/** A copy that owns its memory: never a view into the caller's (or a batch's) buffer. */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy;
 }
 
 function now(): { receivedAt: Date; timestamp: bigint } {
@@ -237,58 +294,135 @@ class InitiationQueue implements AsyncIterableIterator<HandshakeInitiation> {
   }
 }
 
+interface CaptureInit {
+  interface?: string;
+  netns?: string;
+  ifindex: number;
+  ports: readonly number[];
+  destinations?: readonly string[];
+  filter?: BpfProgram;
+  queueLimit: number;
+  linkDown?: LinkDownPolicy;
+}
+
+function validateFilter(given: unknown): BpfProgram {
+  if (typeof given !== 'object' || given === null || !('instructions' in given)) {
+    throw new ValidationError('filter', 'must be a BpfProgram (for example from handshakeFilter() or bpfProgram())');
+  }
+  const program = bpfProgram((given as BpfProgram).instructions);
+  try {
+    checkProgram(program.instructions);
+  } catch (error) {
+    if (error instanceof BpfProgramError) {
+      throw new ValidationError(`filter[${error.pc}]`, `the kernel would refuse this program (SO_ATTACH_FILTER: EINVAL): ${error.message}`);
+    }
+    throw error;
+  }
+  return program;
+}
+
+/** Every address of the namespace, once each, for `destinations: 'local'`. */
+function localDestinations(PacketSocket: PacketSocketClass, netns: string | undefined): string[] {
+  let addresses;
+  try {
+    addresses = PacketSocket.localAddresses(netns ?? '');
+  } catch (error) {
+    throw namespaceOrNative(error, netns, undefined, 'listing the local addresses');
+  }
+  const unique = [...new Set(addresses.map((a) => formatAddress(a.address)))];
+  if (unique.length === 0) throw new ValidationError('destinations', "'local': the network namespace has no IP address");
+  if (unique.length > MAX_DESTINATIONS) {
+    throw new ValidationError('destinations', `'local': the network namespace has ${unique.length} addresses, more than ${MAX_DESTINATIONS}; name the ones to capture`);
+  }
+  return unique;
+}
+
+/** A native error as a CaptureError, saying so when entering the namespace was what failed. */
+function namespaceOrNative(error: unknown, netns: string | undefined, name: string | undefined, doing: string): CaptureError {
+  const e = (error ?? {}) as { syscall?: unknown; code?: unknown; errno?: unknown; message?: unknown };
+  if (netns !== undefined && (e.syscall === 'setns' || e.syscall === 'open')) {
+    const code = typeof e.code === 'string' ? e.code : 'EIO';
+    const hint = e.syscall === 'setns' && (code === 'EPERM' || code === 'EACCES')
+      ? ' (entering a network namespace needs CAP_SYS_ADMIN)'
+      : code === 'ENOENT' ? ' (no such file: is the namespace path right?)' : '';
+    return new CaptureError(`${doing}: cannot enter network namespace ${netns}: ${String(e.message)}${hint}`, {
+      code,
+      ...(typeof e.errno === 'number' ? { errno: e.errno } : {}),
+      syscall: e.syscall,
+      ...(name !== undefined ? { interface: name } : {}),
+    });
+  }
+  const where = netns !== undefined ? ` in network namespace ${netns}` : '';
+  return fromNative(error, { ...(name !== undefined ? { interface: name } : {}), doing: `${doing}${where}` });
+}
+
 export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
   /** The interface name, or undefined when capturing on every interface (or detached). */
   readonly interface: string | undefined;
-  /** The bound interface index; 0 for every interface (or detached). */
-  readonly ifindex: number;
+  /** The network namespace path given to open(), if any. */
+  readonly netns: string | undefined;
   /** The ports of the built-in filter (empty when a replacement filter or no socket is used). */
   readonly ports: readonly number[];
+  /** The destination addresses the built-in filter matches (normalised); undefined for any. */
+  readonly destinations: readonly string[] | undefined;
   /** The program attached to the socket (undefined when detached). */
   readonly filter: BpfProgram | undefined;
+  /** What happens when the interface goes down: see {@link HandshakeCaptureOptions.linkDown}. */
+  readonly linkDown: LinkDownPolicy;
 
   private socket: NativePacketSocket | undefined;
   private readonly queueLimit: number;
   private readonly queues = new Set<InitiationQueue>();
   private isClosed = false;
-  private counters = { delivered: 0, injected: 0, rejected: 0, queueDrops: 0, wakeups: 0 };
+  private counters = { delivered: 0, injected: 0, rejected: 0, queueDrops: 0, duplicates: 0, wakeups: 0 };
   private kernel = { packets: 0, drops: 0 };
+  private boundIndex: number;
+  private link: LinkState = 'up';
+  private linkTimer: NodeJS.Timeout | undefined;
+  private readonly recent: RecentPackets | undefined;
 
   /** @internal use {@link HandshakeCapture.open} or {@link HandshakeCapture.detached}. */
-  constructor(
-    key: typeof token,
-    init: { interface?: string; ifindex: number; ports: readonly number[]; filter?: BpfProgram; queueLimit: number },
-  ) {
+  constructor(key: typeof token, init: CaptureInit) {
     super();
     if (key !== token) throw new TypeError('use HandshakeCapture.open() or HandshakeCapture.detached()');
     this.interface = init.interface;
-    this.ifindex = init.ifindex;
+    this.netns = init.netns;
+    this.boundIndex = init.ifindex;
     this.ports = init.ports;
+    this.destinations = init.destinations;
     this.filter = init.filter;
     this.queueLimit = init.queueLimit;
+    this.linkDown = init.linkDown ?? 'close';
+    // Stacked devices only duplicate frames for a socket that sees more than one device.
+    this.recent = init.filter !== undefined && init.interface === undefined ? new RecentPackets() : undefined;
   }
 
   /**
    * Opens the capture: an AF_PACKET socket with the filter attached, bound to `interface` (or
    * every interface). Throws a ValidationError for a bad option, a CaptureError 'ENODEV' for
-   * an unknown interface, 'EPERM' without CAP_NET_RAW.
+   * an unknown interface, 'EPERM' without CAP_NET_RAW (or CAP_SYS_ADMIN, for `netns`).
    */
   static open(options: HandshakeCaptureOptions = {}): HandshakeCapture {
     if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object');
     const name = options.interface === undefined ? undefined : validateInterfaceName(options.interface, 'interface');
+    if (options.netns !== undefined && (typeof options.netns !== 'string' || options.netns === '' || options.netns.includes('\0'))) {
+      throw new ValidationError('netns', 'must be a path such as /run/netns/NAME or /proc/PID/ns/net');
+    }
+    const netns = options.netns;
+    if (options.linkDown !== undefined && options.linkDown !== 'close' && options.linkDown !== 'wait') {
+      throw new ValidationError('linkDown', "must be 'close' or 'wait'");
+    }
+    const destinationsGiven = options.destinations;
+    if (destinationsGiven !== undefined && destinationsGiven !== 'local') validateDestinations(destinationsGiven);
     let filter: BpfProgram;
     let ports: readonly number[];
     if (options.filter !== undefined) {
       if (options.ports !== undefined) throw new ValidationError('ports', 'cannot be given together with filter');
-      const given = options.filter as unknown;
-      if (typeof given !== 'object' || given === null || !('instructions' in given)) {
-        throw new ValidationError('filter', 'must be a BpfProgram (for example from handshakeFilter() or bpfProgram())');
-      }
-      filter = bpfProgram((given as BpfProgram).instructions);
+      if (destinationsGiven !== undefined) throw new ValidationError('destinations', 'cannot be given together with filter');
+      filter = validateFilter(options.filter);
       ports = [];
     } else {
       ports = validatePorts(options.ports ?? [DEFAULT_PORT]);
-      filter = handshakeFilter({ ports });
     }
     const queueLimit = integerOption(options.queueLimit, 'queueLimit', 1, MAX_QUEUE_LIMIT, DEFAULT_QUEUE_LIMIT);
     const batch = integerOption(options.batch, 'batch', 1, 1024, DEFAULT_BATCH);
@@ -298,27 +432,42 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
     let ifindex = 0;
     if (name !== undefined) {
       try {
-        ifindex = PacketSocket.interfaceIndex(name);
+        ifindex = PacketSocket.interfaceIndex(name, netns ?? '');
       } catch (error) {
-        throw fromNative(error, { interface: name, doing: 'resolving the capture interface' });
+        throw namespaceOrNative(error, netns, name, 'resolving the capture interface');
       }
+    }
+    let destinations: readonly string[] | undefined;
+    if (options.filter === undefined) {
+      destinations = destinationsGiven === 'local' ? localDestinations(PacketSocket, netns) : destinationsGiven;
+      const built = handshakeFilter({ ports, ...(destinations !== undefined ? { destinations } : {}) });
+      destinations = built.destinations;
+      filter = built;
     }
     const capture = new HandshakeCapture(token, {
       ...(name !== undefined ? { interface: name } : {}),
+      ...(netns !== undefined ? { netns } : {}),
       ifindex,
       ports: Object.freeze([...ports]),
-      filter,
+      ...(destinations !== undefined ? { destinations } : {}),
+      filter: filter!,
       queueLimit,
+      ...(options.linkDown !== undefined ? { linkDown: options.linkDown } : {}),
     });
     try {
       capture.socket = new PacketSocket(
         ifindex,
-        filter.encode(),
+        filter!.encode(),
         (error, data, meta) => capture.onPackets(error, data, meta),
-        { batch, rcvbuf, slot: HANDSHAKE_SNAP_LENGTH },
+        { batch, rcvbuf, slot: HANDSHAKE_SNAP_LENGTH, netns: netns ?? '' },
       );
     } catch (error) {
-      throw fromNative(error, { ...(name !== undefined ? { interface: name } : {}), doing: 'opening the capture socket (AF_PACKET)' });
+      throw namespaceOrNative(error, netns, name, 'opening the capture socket (AF_PACKET)');
+    }
+    if (name !== undefined && capture.linkDown === 'wait') {
+      // Bound to an interface that is down, the socket reports ENETDOWN at once: start out
+      // 'down' (no event for it) and wait.
+      capture.checkLink(false);
     }
     return capture;
   }
@@ -334,6 +483,16 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
     return this.isClosed;
   }
 
+  /** The bound interface index; 0 for every interface (or detached). Changes when `linkDown: 'wait'` follows a re-created interface. */
+  get ifindex(): number {
+    return this.boundIndex;
+  }
+
+  /** 'down' while a `linkDown: 'wait'` capture waits for its interface; else 'up'. */
+  get linkState(): LinkState {
+    return this.link;
+  }
+
   stats(): CaptureStats {
     if (this.socket !== undefined) {
       const s = this.socket.stats();
@@ -344,22 +503,22 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
 
   /**
    * Feeds an initiation that arrived by another transport into the stream. `packet` is the UDP
-   * payload; it gets the same check as captured packets (148 bytes, starting 01 00 00 00).
-   * Returns true when it was delivered, false when it is not an initiation (counted in
-   * `rejected`). Throws a ValidationError for a malformed argument and a CaptureError
-   * 'ERR_CAPTURE_CLOSED' once closed.
+   * payload; it gets the same check as captured packets (148 bytes, starting 01 00 00 00) and
+   * is copied, so the caller may reuse its buffer at once. Returns true when it was delivered,
+   * false when it is not an initiation (counted in `rejected`). Throws a ValidationError for a
+   * malformed argument and a CaptureError 'ERR_CAPTURE_CLOSED' once closed.
    */
   inject(packet: Uint8Array, source: EndpointInput, destination?: EndpointInput): boolean {
     if (!(packet instanceof Uint8Array)) throw new ValidationError('packet', 'must be a Uint8Array (the UDP payload)');
     const from = endpoint(source, 'source');
     const to = destination === undefined ? null : endpoint(destination, 'destination');
     if (this.isClosed) throw new CaptureError('inject: the capture is closed', { code: 'ERR_CAPTURE_CLOSED' });
-    if (!isInitiationPayload(packet)) {
+    if (!isInitiationShape(packet)) {
       this.counters.rejected++;
       return false;
     }
     this.counters.injected++;
-    this.deliver({ packet: packet.slice(), source: from, destination: to, ifindex: 0, ...now(), injected: true });
+    this.deliver({ packet: copyBytes(packet), source: from, destination: to, ifindex: 0, ...now(), injected: true });
     return true;
   }
 
@@ -394,6 +553,7 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
   private shutdown(error: CaptureError | undefined): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.stopWatchingLink();
     if (this.socket !== undefined) {
       this.socket.close();
       const s = this.socket.stats(); // final, read just before the descriptor was closed
@@ -408,6 +568,58 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
     if (error !== undefined && (this.listenerCount('error') > 0 || !hadIterators)) this.emit('error', error);
   }
 
+  private fail(error: unknown, doing: string): void {
+    const wrapped = fromNative(error, { ...(this.interface !== undefined ? { interface: this.interface } : {}), doing });
+    this.shutdown(wrapped);
+  }
+
+  /**
+   * `linkDown: 'wait'`: looks at the interface by name in the socket's namespace. Follows it
+   * to a new index if it was created anew, and reports the transitions (when `announce`).
+   */
+  private checkLink(announce = true): void {
+    if (this.isClosed || this.socket === undefined || this.interface === undefined) return;
+    let state: { ifindex: number; up: boolean } | undefined;
+    try {
+      state = this.socket.link(this.interface);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ENODEV') return this.fail(error, 'watching the capture interface');
+      state = undefined; // deleted: wait for an interface of that name to appear
+    }
+    if (state !== undefined && state.ifindex !== this.boundIndex) {
+      try {
+        this.socket.bind(state.ifindex);
+      } catch (error) {
+        return this.fail(error, 'binding the capture to the re-created interface');
+      }
+      this.boundIndex = state.ifindex;
+    }
+    const up = state?.up === true;
+    if (up && this.link === 'down') {
+      this.link = 'up';
+      this.stopWatchingLink();
+      if (announce) this.emit('up');
+    } else if (!up) {
+      if (this.link === 'up') {
+        this.link = 'down';
+        if (announce) this.emit('down');
+      }
+      this.watchLink();
+    }
+  }
+
+  private watchLink(): void {
+    if (this.linkTimer !== undefined) return;
+    // Unreferenced: the socket's poll handle (still reading) keeps the process alive, or not, as ref()/unref() say.
+    this.linkTimer = setInterval(() => this.checkLink(), LINK_POLL_INTERVAL_MS).unref();
+  }
+
+  private stopWatchingLink(): void {
+    if (this.linkTimer === undefined) return;
+    clearInterval(this.linkTimer);
+    this.linkTimer = undefined;
+  }
+
   private deliver(initiation: HandshakeInitiation): void {
     this.counters.delivered++;
     this.emit('initiation', initiation);
@@ -416,24 +628,17 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
 
   private onPackets(error: Error | null, data?: Buffer, meta?: Uint32Array): void {
     if (this.isClosed) return;
-    if (error !== null) {
-      const wrapped = fromNative(error, {
-        ...(this.interface !== undefined ? { interface: this.interface } : {}),
-        doing: 'capture',
-      });
-      const reason = wrapped.code === 'ENETDOWN' ? 'the interface went down or was removed; the capture is closed' : 'the capture is closed';
-      this.shutdown(new CaptureError(`${wrapped.message} (${reason})`, {
-        code: wrapped.code,
-        ...(wrapped.errno !== undefined ? { errno: wrapped.errno } : {}),
-        ...(wrapped.syscall !== undefined ? { syscall: wrapped.syscall } : {}),
-        ...(this.interface !== undefined ? { interface: this.interface } : {}),
-      }));
-      return;
-    }
+    if (error !== null) return this.onSocketError(error);
     if (data === undefined || meta === undefined) return;
     this.counters.wakeups++;
     for (let at = 0; at + META_STRIDE <= meta.length; at += META_STRIDE) {
       if (this.isClosed) return; // a listener closed the capture mid-batch
+      const vlan = meta[at + META_VLAN]!;
+      if ((vlan & META_VLAN_PRESENT) !== 0 && (vlan & 0x0fff) !== 0) {
+        // A replacement filter let a tagged copy through: the stack delivers the frame on the VLAN device, or not at all.
+        this.counters.rejected++;
+        continue;
+      }
       const offset = meta[at + META_OFFSET]!;
       const packet = data.subarray(offset, offset + meta[at + META_CAPTURED]!);
       const parsed = parseInitiation(packet, Math.max(meta[at + META_LENGTH]!, packet.length));
@@ -443,15 +648,51 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
       }
       const seconds = meta[at + META_SECONDS]!;
       const nanos = meta[at + META_NANOS]!;
+      const timestamp = BigInt(seconds) * 1_000_000_000n + BigInt(nanos);
+      if (this.recent !== undefined) {
+        const tuple = `${parsed.source.address}:${parsed.source.port}>${parsed.destination.address}:${parsed.destination.port}`;
+        if (this.recent.isCopy(parsed.payload, tuple, timestamp)) {
+          this.counters.duplicates++;
+          continue;
+        }
+      }
       this.deliver({
-        packet: parsed.payload.slice(),
+        packet: copyBytes(parsed.payload),
         source: parsed.source,
         destination: parsed.destination,
         ifindex: meta[at + META_IFINDEX]!,
         receivedAt: new Date(seconds * 1000 + Math.floor(nanos / 1e6)),
-        timestamp: BigInt(seconds) * 1_000_000_000n + BigInt(nanos),
+        timestamp,
         injected: false,
       });
     }
+  }
+
+  private onSocketError(error: Error): void {
+    const wrapped = fromNative(error, {
+      ...(this.interface !== undefined ? { interface: this.interface } : {}),
+      doing: 'capture',
+    });
+    if (wrapped.code === 'ENETDOWN' && this.linkDown === 'wait' && this.interface !== undefined && this.socket !== undefined) {
+      // The kernel detached the socket from the interface; it re-attaches it when the link is
+      // up again. Keep reading (nothing arrives meanwhile) and watch the link.
+      try {
+        this.socket.resume();
+      } catch (resumeError) {
+        return this.fail(resumeError, 'resuming the capture');
+      }
+      this.checkLink();
+      return;
+    }
+    if (wrapped.code === 'ENETDOWN') this.link = 'down';
+    const reason = wrapped.code === 'ENETDOWN'
+      ? "the interface went down or was removed; the capture is closed (linkDown: 'wait' keeps it open)"
+      : 'the capture is closed';
+    this.shutdown(new CaptureError(`${wrapped.message} (${reason})`, {
+      code: wrapped.code,
+      ...(wrapped.errno !== undefined ? { errno: wrapped.errno } : {}),
+      ...(wrapped.syscall !== undefined ? { syscall: wrapped.syscall } : {}),
+      ...(this.interface !== undefined ? { interface: this.interface } : {}),
+    }));
   }
 }

@@ -11,7 +11,7 @@
  * | 'ERR_CAPTURE_CLOSED' | inject() or iteration on a closed capture                              |
  * | other errno names    | a system call failed (`syscall` says which)                            |
  */
-import { errnoName } from '../errors.js';
+import { SystemError, errnoName, isNotFound } from '../errors.js';
 
 export interface CaptureErrorFields {
   code: string;
@@ -20,23 +20,17 @@ export interface CaptureErrorFields {
   interface?: string;
 }
 
-export class CaptureError extends Error {
+/**
+ * A {@link SystemError} of the capture. `code`: the errno name ('ENODEV', 'EPERM',
+ * 'ENETDOWN', …) or 'ERR_CAPTURE_CLOSED'; `syscall`: the failed call ('socket', 'bind',
+ * 'setsockopt(SO_ATTACH_FILTER)', 'recvmmsg', 'poll', 'if_nametoindex'); `interface`: the
+ * interface the capture is bound to, when it is bound to one.
+ */
+export class CaptureError extends SystemError {
   override name = 'CaptureError';
-  /** The errno name ('ENODEV', 'EPERM', 'ENETDOWN', …) or 'ERR_CAPTURE_CLOSED'. */
-  readonly code: string;
-  /** Positive errno value, when a system call failed. */
-  readonly errno: number | undefined;
-  /** The failed call ('socket', 'bind', 'setsockopt(SO_ATTACH_FILTER)', 'recvmmsg', 'poll', 'if_nametoindex'). */
-  readonly syscall: string | undefined;
-  /** The interface the capture is bound to, when it is bound to one. */
-  readonly interface: string | undefined;
 
   constructor(message: string, fields: CaptureErrorFields) {
-    super(message);
-    this.code = fields.code;
-    this.errno = fields.errno;
-    this.syscall = fields.syscall;
-    this.interface = fields.interface;
+    super(message, fields);
   }
 }
 
@@ -69,7 +63,8 @@ export function fromNative(error: unknown, context: { interface?: string; doing:
   });
 }
 
-/** True for the documented "not found" condition: the interface does not exist. */
-export function isCaptureNotFound(error: unknown): boolean {
-  return error instanceof CaptureError && error.code === 'ENODEV';
-}
+/**
+ * @deprecated Use {@link isNotFound}, which covers every part of the library; this is the
+ * same function.
+ */
+export const isCaptureNotFound: (error: unknown) => boolean = isNotFound;

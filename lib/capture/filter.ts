@@ -1,16 +1,21 @@
 /**
- * The classic-BPF program that lets exactly WireGuard handshake initiations through to the
- * capture socket. It runs in the kernel on every packet of the bound interface(s), so it
- * decides what ever wakes the process up.
+ * The classic-BPF program that lets WireGuard handshake initiations through to the capture
+ * socket. It runs in the kernel on every packet of the bound interface(s), so it decides what
+ * ever wakes the process up.
  *
- * The socket is AF_PACKET/SOCK_DGRAM: offset 0 is the network (IP) header, and the ethertype
- * and packet type come from the ancillary loads SKF_AD_PROTOCOL and SKF_AD_PKTTYPE.
+ * The socket is AF_PACKET/SOCK_DGRAM: offset 0 is the network (IP) header, and the ethertype,
+ * packet type and VLAN tag come from ancillary loads.
  *
  * Accepted, and nothing else:
  * - packet type PACKET_HOST: addressed to this host. Frames seen only because the interface
  *   is promiscuous (PACKET_OTHERHOST), broadcast/multicast frames and our own transmissions
  *   (PACKET_OUTGOING; the socket also sets PACKET_IGNORE_OUTGOING) are not handshakes sent
  *   to this gateway.
+ * - no VLAN tag, or a priority tag (VLAN id 0). A packet socket sees a tagged frame on the
+ *   device it arrived on, with the tag already taken off (SKF_AD_VLAN_TAG_PRESENT), before the
+ *   stack looks for the VLAN device. If that device exists, the frame is seen again on it,
+ *   untagged, and accepted there; if it does not, the stack drops the frame, so the tagged
+ *   copy must not count. A VLAN id 0 frame is delivered untagged by the stack (802.1p).
  * - IPv4 (ethertype 0x0800, version 4) with any header length (IHL 5..15, options allowed),
  *   protocol UDP, and **not a fragment at all**: MF clear and fragment offset 0. Non-first
  *   fragments carry no UDP header; a first fragment (MF set) cannot carry the whole datagram,
@@ -26,49 +31,66 @@
  *   length must be at least 156 and the packet as long as it says.
  * - UDP destination port in `ports`, UDP length exactly 156 (8 + 148), and the first four
  *   payload bytes 01 00 00 00 (message type 1, three reserved zero bytes).
+ * - when `destinations` is given, an IP destination address in that list (checked last, so
+ *   only initiation-shaped packets pay for the list).
  *
- * These are the length rules of the kernel's own IP and UDP receive path, so the filter
- * accepts a datagram exactly when the stack would hand a 148-byte payload to the WireGuard
- * socket: an IP packet longer than its UDP datagram is accepted (the stack trims the extra
- * bytes, ip_rcv/udp_rcv), one shorter than its headers claim is not (the stack drops it).
- * What cBPF cannot check, and the stack does: the IPv4 header checksum and the UDP checksum.
+ * The length rules are those of the kernel's own IP and UDP receive path: an IP packet longer
+ * than its UDP datagram is accepted (the stack trims the extra bytes, ip_rcv/udp_rcv), one
+ * shorter than its headers claim is not (the stack drops it). The filter does NOT know what
+ * the stack decides after the packet-socket tap: the IPv4 header and UDP checksums (cBPF
+ * cannot compute them), whether the destination is local (unless `destinations` says),
+ * routing and rp_filter, and every netfilter or tc verdict (those all run after the tap). So
+ * it accepts some initiations the stack would drop; the README says what an operator does
+ * about that.
  *
  * Accepted packets are returned with a snap length of 216 bytes (the largest IPv4 header, 60,
  * plus the 156-byte datagram): everything up to the end of the initiation, never the padding
  * after it.
  */
 import { ValidationError } from '../errors.js';
+import { formatAddress, parseAddress, type Address } from '../net/ip.js';
+import { INITIATION_LENGTH, MESSAGE_TYPE_INITIATION } from '../protocol/initiation.js';
 import {
   BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JMP,
   BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LEN, BPF_MISC, BPF_MSH, BPF_RET, BPF_TAX, BPF_TXA, BPF_W,
   BPF_X, BpfAssembler, type BpfProgram, bpfProgram, PACKET_HOST, SKF_AD_OFF, SKF_AD_PKTTYPE,
-  SKF_AD_PROTOCOL,
+  SKF_AD_PROTOCOL, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
 } from './bpf.js';
 
-/** UDP payload length of a handshake initiation. */
-export const INITIATION_LENGTH = 148;
+export { INITIATION_LENGTH } from '../protocol/initiation.js';
 /** UDP length (header + payload) of a handshake initiation. */
-export const INITIATION_UDP_LENGTH = 156;
+export const INITIATION_UDP_LENGTH = 8 + INITIATION_LENGTH;
 /** The snap length the filter returns: the largest accepted packet (60-byte IPv4 header + 156). */
 export const HANDSHAKE_SNAP_LENGTH = 60 + INITIATION_UDP_LENGTH;
 /** WireGuard's default listen port. */
 export const DEFAULT_PORT = 51820;
 /** Most ports one filter may match (each costs one instruction; cBPF jumps reach 255). */
 export const MAX_PORTS = 128;
+/** Most destination addresses one filter may match (an IPv6 address costs 9 instructions). */
+export const MAX_DESTINATIONS = 256;
 
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 const IPPROTO_UDP = 17;
-const INITIATION_HEAD = 0x01000000; // 01 00 00 00 read as a big-endian word
+const VLAN_ID_MASK = 0x0fff;
+/** `01 00 00 00` read as a big-endian word: message type 1, reserved zero. */
+const INITIATION_HEAD = (MESSAGE_TYPE_INITIATION << 24) >>> 0;
 
 export interface HandshakeFilterOptions {
   /** UDP destination ports to accept (default [51820]): integers 1..65535, unique, 1..128 of them. */
   ports?: readonly number[];
+  /**
+   * IP destination addresses to accept (numeric IPv4/IPv6, unique, 1..256); default: any.
+   * A packet to any other address is refused in the kernel.
+   */
+  destinations?: readonly string[];
 }
 
 export interface HandshakeFilter extends BpfProgram {
   /** The ports the program accepts, in the order given. */
   readonly ports: readonly number[];
+  /** The destination addresses it accepts (normalised), or undefined for any. */
+  readonly destinations: readonly string[] | undefined;
   /** What the program returns for an accepted packet. */
   readonly snapLength: number;
 }
@@ -89,19 +111,47 @@ export function validatePorts(ports: unknown, path = 'ports'): number[] {
   return [...ports] as number[];
 }
 
-/** Builds the handshake-initiation filter for the given UDP destination ports. */
-export function handshakeFilter(options: HandshakeFilterOptions = {}): HandshakeFilter {
-  if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object');
-  return build(validatePorts(options.ports ?? [DEFAULT_PORT]));
+/** Validates a destination-address list; returns the addresses parsed, in the order given. */
+export function validateDestinations(destinations: unknown, path = 'destinations'): Address[] {
+  if (!Array.isArray(destinations)) throw new ValidationError(path, "must be an array of IP addresses (or 'local' for the capture)");
+  if (destinations.length === 0) throw new ValidationError(path, 'must not be empty');
+  if (destinations.length > MAX_DESTINATIONS) {
+    throw new ValidationError(path, `must have at most ${MAX_DESTINATIONS} addresses (has ${destinations.length})`);
+  }
+  const seen = new Set<string>();
+  return destinations.map((text: unknown, i) => {
+    const parsed = typeof text === 'string' ? parseAddress(text) : null;
+    if (parsed === null) throw new ValidationError(`${path}[${i}]`, 'must be a numeric IPv4 or IPv6 address (no zone)');
+    const key = formatAddress(parsed.bytes);
+    if (seen.has(key)) throw new ValidationError(`${path}[${i}]`, `duplicate address ${key}`);
+    seen.add(key);
+    return parsed;
+  });
 }
 
-function build(ports: readonly number[]): HandshakeFilter {
+/** Builds the handshake-initiation filter for the given UDP destination ports (and addresses). */
+export function handshakeFilter(options: HandshakeFilterOptions = {}): HandshakeFilter {
+  if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object');
+  const ports = validatePorts(options.ports ?? [DEFAULT_PORT]);
+  const destinations = options.destinations === undefined ? undefined : validateDestinations(options.destinations);
+  return build(ports, destinations);
+}
+
+const word = (bytes: Uint8Array, at: number) => ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+
+function build(ports: readonly number[], destinations: readonly Address[] | undefined): HandshakeFilter {
   const a = new BpfAssembler();
   const ld = (size: number, mode: number, k: number) => a.op(BPF_LD | size | mode, k);
   const jeq = (k: number, jt: string | number, jf: string | number) => a.jump(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf);
 
   ld(BPF_W, BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE);
   jeq(PACKET_HOST, 0, 'reject');
+  ld(BPF_W, BPF_ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT);
+  jeq(0, 'untagged', 0);
+  ld(BPF_W, BPF_ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG);
+  a.op(BPF_ALU | BPF_AND | BPF_K, VLAN_ID_MASK);
+  jeq(0, 0, 'reject'); // a VLAN id: seen again on the VLAN device if there is one
+  a.label('untagged');
   ld(BPF_W, BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL);
   jeq(ETH_P_IP, 'ipv4', 0);
   jeq(ETH_P_IPV6, 'ipv6', 'reject');
@@ -147,13 +197,46 @@ function build(ports: readonly number[]): HandshakeFilter {
   ld(BPF_W, BPF_IND, 8);
   jeq(INITIATION_HEAD, 0, 'reject');
   ld(BPF_H, BPF_IND, 2); // destination port: one comparison per port
-  ports.forEach((port, i) => jeq(port, 'accept', i === ports.length - 1 ? 'reject' : 0));
+  const matched = destinations === undefined ? 'accept' : 'destination';
+  ports.forEach((port, i) => jeq(port, matched, i === ports.length - 1 ? 'reject' : 0));
 
   a.label('reject');
   a.op(BPF_RET | BPF_K, 0);
+  if (destinations !== undefined) {
+    // After the reject, so that every check above stays within a conditional jump's reach;
+    // each match leaves with an unconditional jump, which has no range limit.
+    a.label('destination');
+    ld(BPF_W, BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL);
+    jeq(ETH_P_IP, 0, 1);
+    a.ja('destination4');
+    a.ja('destination6');
+    a.label('destination4');
+    ld(BPF_W, BPF_ABS, 16);
+    for (const d of destinations.filter((x) => x.family === 4)) {
+      jeq(word(d.bytes, 0), 0, 1);
+      a.ja('accept');
+    }
+    a.op(BPF_RET | BPF_K, 0);
+    a.label('destination6');
+    destinations.filter((x) => x.family === 6).forEach((d, n) => {
+      const next = `destination6-${n + 1}`;
+      for (let w = 0; w < 4; w++) {
+        ld(BPF_W, BPF_ABS, 24 + 4 * w);
+        jeq(word(d.bytes, 4 * w), 0, next);
+      }
+      a.ja('accept');
+      a.label(next);
+    });
+    a.op(BPF_RET | BPF_K, 0);
+  }
   a.label('accept');
   a.op(BPF_RET | BPF_K, HANDSHAKE_SNAP_LENGTH);
 
   const program = bpfProgram(a.assemble());
-  return Object.freeze({ ...program, ports: Object.freeze([...ports]), snapLength: HANDSHAKE_SNAP_LENGTH });
+  return Object.freeze({
+    ...program,
+    ports: Object.freeze([...ports]),
+    destinations: destinations === undefined ? undefined : Object.freeze(destinations.map((d) => formatAddress(d.bytes))),
+    snapLength: HANDSHAKE_SNAP_LENGTH,
+  });
 }

@@ -5,7 +5,8 @@
  * whatever program is attached (a user may replace the filter).
  */
 import { formatAddress } from '../net/ip.js';
-import { INITIATION_LENGTH, INITIATION_UDP_LENGTH } from './filter.js';
+import { isInitiationShape } from '../protocol/initiation.js';
+import { INITIATION_UDP_LENGTH } from './filter.js';
 
 export interface SocketAddress {
   /** Numeric address as inet_ntop(3) writes it ('192.0.2.7', '2001:db8::7'). */
@@ -21,10 +22,12 @@ export interface ParsedInitiation {
   destination: SocketAddress;
 }
 
-/** True when `payload` (a UDP payload) is shaped like a handshake initiation: 148 bytes, 01 00 00 00. */
-export function isInitiationPayload(payload: Uint8Array): boolean {
-  return payload.length === INITIATION_LENGTH && payload[0] === 1 && payload[1] === 0 && payload[2] === 0 && payload[3] === 0;
-}
+/**
+ * True when `payload` (a UDP payload) is shaped like a handshake initiation: 148 bytes,
+ * 01 00 00 00. The same check as the responder's: {@link isInitiationShape}, under the name
+ * the capture has always exported.
+ */
+export const isInitiationPayload: (payload: Uint8Array) => boolean = isInitiationShape;
 
 const u16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
 
@@ -70,7 +73,7 @@ export function parseInitiation(packet: Uint8Array, length = packet.length): Par
   if (packet.length < header + INITIATION_UDP_LENGTH) return null;
   if (u16(packet, header + 4) !== INITIATION_UDP_LENGTH) return null;
   const payload = packet.subarray(header + 8, header + INITIATION_UDP_LENGTH);
-  if (!isInitiationPayload(payload)) return null;
+  if (!isInitiationShape(payload)) return null;
   return {
     payload,
     source: { address: formatAddress(sourceBytes), port: u16(packet, header), family },

@@ -34,7 +34,7 @@ describe('HandshakeCapture.detached() and inject()', () => {
     assert.ok(i.receivedAt.getTime() >= before && i.receivedAt.getTime() <= Date.now());
     assert.equal(i.timestamp / 1_000_000n, BigInt(i.receivedAt.getTime()));
     assert.deepEqual(capture.stats(), {
-      delivered: 1, injected: 1, rejected: 0, queueDrops: 0, wakeups: 0, kernelPackets: 0, kernelDrops: 0,
+      delivered: 1, injected: 1, rejected: 0, queueDrops: 0, duplicates: 0, wakeups: 0, kernelPackets: 0, kernelDrops: 0,
     });
     capture.inject(packet, source);
     assert.equal(seen[1]!.destination, null);

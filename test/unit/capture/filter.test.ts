@@ -47,7 +47,7 @@ describe('handshakeFilter() over recorded and derived frames', () => {
   it('builds a valid program for the largest port set', () => {
     const ports = Array.from({ length: MAX_PORTS }, (_, i) => 1000 + i);
     const f = handshakeFilter({ ports });
-    assert.equal(f.instructions.length, 43 + MAX_PORTS);
+    assert.equal(f.instructions.length, 48 + MAX_PORTS);
     const v4 = recorded('01');
     assert.equal(runFilter(f, withPorts(v4, 1000 + MAX_PORTS - 1), { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH);
     assert.equal(runFilter(f, withPorts(v4, 1000 + MAX_PORTS), { protocol: ETH_P_IP }), 0);
