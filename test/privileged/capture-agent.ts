@@ -8,7 +8,7 @@
  * reference observer), unref?: boolean, ref?: boolean, quietEvents?: boolean, iterate?: boolean }
  *
  * Output lines: ready · open-error · initiation · udp (an initiation the observer's UDP socket
- * received) · error · close · and the replies to commands.
+ * received) · error · close · down · up · and the replies to commands.
  * Commands (JSON lines on stdin): stats · fds · close · churn {count, interface?} · exit.
  */
 import dgram from 'node:dgram';
@@ -66,6 +66,8 @@ function attach(c: HandshakeCapture) {
     c.on('error', (e) => out({ type: 'error', name: e.name, code: e.code, errno: e.errno, syscall: e.syscall, message: e.message, interface: e.interface }));
   }
   c.on('close', () => out({ type: 'close' }));
+  c.on('down', () => out({ type: 'down', linkState: c.linkState, ifindex: c.ifindex }));
+  c.on('up', () => out({ type: 'up', linkState: c.linkState, ifindex: c.ifindex }));
 }
 attach(capture);
 if (config.unref) capture.unref();
@@ -87,7 +89,7 @@ for (const port of config.observe ?? []) {
   }
 }
 
-out({ type: 'ready', ifindex: capture.ifindex, fds: fdCount(), pid: process.pid });
+out({ type: 'ready', ifindex: capture.ifindex, linkState: capture.linkState, destinations: capture.destinations, fds: fdCount(), pid: process.pid });
 
 async function churn(count: number, options: HandshakeCaptureOptions) {
   const before = fdCount();
@@ -116,7 +118,7 @@ if (config.listenStdin !== false) {
     const command = JSON.parse(line) as { cmd: string; count?: number; options?: HandshakeCaptureOptions };
     switch (command.cmd) {
       case 'stats':
-        out({ type: 'stats', ...capture.stats(), closed: capture.closed, events, eventsAfterClose });
+        out({ type: 'stats', ...capture.stats(), closed: capture.closed, linkState: capture.linkState, ifindex: capture.ifindex, events, eventsAfterClose });
         break;
       case 'fds':
         out({ type: 'fds', fds: fdCount() });
