@@ -40,7 +40,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { ValidationError } from '../errors.js';
+import { ValidationError, errnoName } from '../errors.js';
 import { formatAddress, parseAddress } from '../net/ip.js';
 import { isInitiationShape } from '../protocol/initiation.js';
 import { type BpfProgram, bpfProgram } from './bpf.js';
@@ -337,11 +337,18 @@ function localDestinations(PacketSocket: PacketSocketClass, netns: string | unde
   return unique;
 }
 
+/** The errno name of an error from the addon (which gives the number; the name may be absent). */
+function nativeCode(error: unknown): string | undefined {
+  const e = (error ?? {}) as { code?: unknown; errno?: unknown };
+  if (typeof e.code === 'string' && e.code !== 'EUNKNOWN') return e.code;
+  return typeof e.errno === 'number' ? errnoName(e.errno) : undefined;
+}
+
 /** A native error as a CaptureError, saying so when entering the namespace was what failed. */
 function namespaceOrNative(error: unknown, netns: string | undefined, name: string | undefined, doing: string): CaptureError {
   const e = (error ?? {}) as { syscall?: unknown; code?: unknown; errno?: unknown; message?: unknown };
   if (netns !== undefined && (e.syscall === 'setns' || e.syscall === 'open')) {
-    const code = typeof e.code === 'string' ? e.code : 'EIO';
+    const code = nativeCode(error) ?? 'EIO';
     const hint = e.syscall === 'setns' && (code === 'EPERM' || code === 'EACCES')
       ? ' (entering a network namespace needs CAP_SYS_ADMIN)'
       : code === 'ENOENT' ? ' (no such file: is the namespace path right?)' : '';
@@ -583,7 +590,7 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
     try {
       state = this.socket.link(this.interface);
     } catch (error) {
-      if ((error as { code?: unknown }).code !== 'ENODEV') return this.fail(error, 'watching the capture interface');
+      if (nativeCode(error) !== 'ENODEV') return this.fail(error, 'watching the capture interface');
       state = undefined; // deleted: wait for an interface of that name to appear
     }
     if (state !== undefined && state.ifindex !== this.boundIndex) {
