@@ -77,6 +77,27 @@ describe('HandshakeCapture.detached() and inject()', () => {
     capture.close();
   });
 
+  it('copies the injected packet: reusing the caller\'s Buffer afterwards changes nothing queued or delivered', async () => {
+    const capture = HandshakeCapture.detached();
+    const seen: HandshakeInitiation[] = [];
+    capture.on('initiation', (i) => seen.push(i));
+    const iterator = capture[Symbol.asyncIterator]();
+    // A Buffer, whose slice() is a view: the case the copy must not get wrong.
+    const slab = Buffer.alloc(4096);
+    const original = initiation(7);
+    slab.set(original, 100);
+    const packet = slab.subarray(100, 100 + original.length);
+    assert.equal(capture.inject(packet, source), true);
+    slab.fill(0xee); // the caller reuses its buffer for the next datagram
+    const queued = (await iterator.next()).value as HandshakeInitiation;
+    assert.deepEqual([...queued.packet], [...original], 'the queued packet is unchanged');
+    assert.deepEqual([...seen[0]!.packet], [...original], 'the delivered packet is unchanged');
+    assert.notEqual(queued.packet.buffer, slab.buffer);
+    assert.equal(queued.packet.byteLength, 148);
+    assert.equal(queued.packet.buffer.byteLength, 148, 'owns exactly its bytes, not a slab');
+    capture.close();
+  });
+
   it('refuses inject() after close, and close() is idempotent and emits close once', async () => {
     const capture = HandshakeCapture.detached();
     let closes = 0;
@@ -205,6 +226,20 @@ describe('HandshakeCapture.open() argument validation', () => {
     ['filter', { filter: [] }],
     ['filter', { filter: { instructions: [] } }],
     ['ports', { filter: handshakeFilter(), ports: [1] }],
+    ['destinations', { filter: handshakeFilter(), destinations: ['192.0.2.1'] }],
+    ['destinations', { destinations: [] }],
+    ['destinations', { destinations: 'any' }],
+    ['destinations[0]', { destinations: ['example.com'] }],
+    ['destinations[0]', { destinations: ['fe80::1%eth0'] }],
+    ['destinations[1]', { destinations: ['2001:db8::1', '2001:DB8:0::1'] }],
+    ['destinations', { destinations: Array.from({ length: 257 }, (_, i) => `10.0.${i >> 8}.${i & 0xff}`) }],
+    ['linkDown', { linkDown: 'stay' }],
+    ['netns', { netns: '' }],
+    ['netns', { netns: 7 }],
+    // What SO_ATTACH_FILTER would refuse is a ValidationError naming the instruction.
+    ['filter[0]', { filter: bpfProgram([{ code: 0x0e, jt: 0, jf: 0, k: 0 }]) }], // ret x
+    ['filter[0]', { filter: bpfProgram([{ code: 0x64, jt: 0, jf: 0, k: 32 }, { code: 0x16, jt: 0, jf: 0, k: 0 }]) }], // lsh #32
+    ['filter[0]', { filter: bpfProgram([{ code: 0x60, jt: 0, jf: 0, k: 0 }, { code: 0x16, jt: 0, jf: 0, k: 0 }]) }], // ld M[0] first
   ];
   for (const [path, options] of invalid) {
     it(`rejects ${JSON.stringify(options)} at ${path}`, () => {

@@ -5,6 +5,8 @@ import {
   handshakeFilter, runFilter, parseInitiation, HANDSHAKE_SNAP_LENGTH, MAX_PORTS, ValidationErrorLike,
 } from './helpers.js';
 import { allFrames, derivedFrames, recorded, recordedFrames, withPorts, ETH_P_IP, ETH_P_IPV6 } from '../../vectors/frames/frames.js';
+import { MAX_DESTINATIONS } from '../../../lib/capture/filter.js';
+import { RecentPackets } from '../../../lib/capture/duplicates.js';
 
 describe('handshakeFilter() over recorded and derived frames', () => {
   const filter = handshakeFilter();
@@ -81,5 +83,111 @@ describe('handshakeFilter() over recorded and derived frames', () => {
       const expected = parsed !== null && parsed.destination.port === 51820;
       assert.equal(runFilter(filter, p, { protocol, pktType: 0 }) > 0, expected);
     }), { numRuns: 5000 });
+  });
+});
+
+describe('handshakeFilter() and VLAN tags', () => {
+  const filter = handshakeFilter();
+  const v4 = recorded('01');
+  const v6 = recorded('10');
+
+  it('refuses a frame that carried a VLAN id (the stack delivers it on the VLAN device, or drops it)', () => {
+    for (const vlanTag of [1, 100, 4095, 0x2000 | 100, 0xf000 | 7]) {
+      assert.equal(runFilter(filter, v4, { protocol: ETH_P_IP, vlanTag }), 0, `TCI 0x${vlanTag.toString(16)}`);
+      assert.equal(runFilter(filter, v6, { protocol: ETH_P_IPV6, vlanTag, vlanProtocol: 0x88a8 }), 0);
+    }
+  });
+
+  it('accepts an untagged frame and a priority-tagged one (VLAN id 0, delivered untagged by the stack)', () => {
+    assert.equal(runFilter(filter, v4, { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH);
+    for (const vlanTag of [0, 0xa000, 0x1000]) {
+      assert.equal(runFilter(filter, v4, { protocol: ETH_P_IP, vlanTag }), HANDSHAKE_SNAP_LENGTH, `TCI 0x${vlanTag.toString(16)}`);
+    }
+  });
+});
+
+describe('handshakeFilter({ destinations })', () => {
+  const v4 = recorded('01'); // to 10.77.0.2
+  const v6 = recorded('10'); // to fd77::2
+  const to4 = (address: string) => {
+    const p = Uint8Array.from(v4);
+    p.set(address.split('.').map(Number), 16);
+    return p;
+  };
+
+  it('accepts only the listed destination addresses, IPv4 and IPv6', () => {
+    const f = handshakeFilter({ destinations: ['192.0.2.1', '10.77.0.2', 'FD77::2'] });
+    assert.deepEqual(f.destinations, ['192.0.2.1', '10.77.0.2', 'fd77::2']);
+    assert.equal(runFilter(f, v4, { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH);
+    assert.equal(runFilter(f, v6, { protocol: ETH_P_IPV6 }), HANDSHAKE_SNAP_LENGTH);
+    assert.equal(runFilter(f, to4('192.0.2.1'), { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH);
+    for (const other of ['10.77.0.3', '10.77.1.2', '0.0.0.0', '255.255.255.255', '2.0.77.10']) {
+      assert.equal(runFilter(f, to4(other), { protocol: ETH_P_IP }), 0, other);
+    }
+    for (let byte = 24; byte < 40; byte++) {
+      const p = Uint8Array.from(v6);
+      p[byte] = p[byte]! ^ 1;
+      assert.equal(runFilter(f, p, { protocol: ETH_P_IPV6 }), 0, `IPv6 destination byte ${byte} differs`);
+    }
+    assert.equal(handshakeFilter().destinations, undefined);
+  });
+
+  it('refuses a whole family when the list has none of its addresses', () => {
+    assert.equal(runFilter(handshakeFilter({ destinations: ['fd77::2'] }), v4, { protocol: ETH_P_IP }), 0);
+    assert.equal(runFilter(handshakeFilter({ destinations: ['10.77.0.2'] }), v6, { protocol: ETH_P_IPV6 }), 0);
+  });
+
+  it('builds a program the kernel accepts for the largest lists and port sets', () => {
+    const v6s = Array.from({ length: MAX_DESTINATIONS - 1 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+    const ports = Array.from({ length: MAX_PORTS }, (_, i) => 51820 - i);
+    const f = handshakeFilter({ ports, destinations: [...v6s, '10.77.0.2'] });
+    assert.ok(f.instructions.length <= 4096, `${f.instructions.length} instructions`);
+    assert.equal(runFilter(f, v4, { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH);
+    const last = Uint8Array.from(v6);
+    last.set(Buffer.from('20010db80000000000000000000000ff', 'hex'), 24);
+    assert.equal(runFilter(f, last, { protocol: ETH_P_IPV6 }), HANDSHAKE_SNAP_LENGTH, '2001:db8::ff, the 255th');
+    const v4s = Array.from({ length: MAX_DESTINATIONS }, (_, i) => `10.77.${i >> 8}.${(i & 0xff)}`);
+    const g = handshakeFilter({ destinations: v4s });
+    assert.equal(runFilter(g, v4, { protocol: ETH_P_IP }), HANDSHAKE_SNAP_LENGTH, '10.77.0.2 is in the list');
+    assert.equal(runFilter(g, to4('10.77.1.0'), { protocol: ETH_P_IP }), 0);
+  });
+
+  it('rejects bad address lists', () => {
+    for (const destinations of [[], ['x'], ['10.0.0.256'], ['fe80::1%lo'], [7], ['10.0.0.1', '10.0.0.1'], '10.0.0.1',
+      Array.from({ length: MAX_DESTINATIONS + 1 }, (_, i) => `10.1.${i >> 8}.${i & 0xff}`)]) {
+      assert.throws(() => handshakeFilter({ destinations: destinations as string[] }), ValidationErrorLike, JSON.stringify(destinations).slice(0, 40));
+    }
+  });
+});
+
+describe('RecentPackets (copies of one frame seen on stacked devices)', () => {
+  const payload = recorded('01').slice(28);
+  const tuple = '10.77.0.1:40404>10.77.0.2:51820';
+
+  it('recognises the same bytes and 4-tuple within the window, and nothing else', () => {
+    const recent = new RecentPackets();
+    assert.equal(recent.isCopy(payload, tuple, 1_000_000_000n), false);
+    assert.equal(recent.isCopy(payload, tuple, 1_000_000_000n), true, 'same timestamp: the stacked copy');
+    assert.equal(recent.isCopy(payload, tuple, 1_009_000_000n), true, '9 ms later');
+    assert.equal(recent.isCopy(payload, '10.77.0.9:40404>10.77.0.2:51820', 1_000_000_000n), false, 'another source');
+    const other = Uint8Array.from(payload);
+    other[147] = other[147]! ^ 1;
+    assert.equal(recent.isCopy(other, tuple, 1_000_000_000n), false, 'another packet');
+    assert.equal(recent.isCopy(payload, tuple, 1_100_000_000n), false, '100 ms later: not a copy');
+  });
+
+  it('stays bounded', () => {
+    const recent = new RecentPackets(10_000_000n, 4);
+    for (let i = 0; i < 6; i++) {
+      const p = Uint8Array.from(payload);
+      p[4] = i;
+      recent.isCopy(p, tuple, 0n);
+    }
+    const first = Uint8Array.from(payload);
+    first[4] = 0;
+    assert.equal(recent.isCopy(first, tuple, 0n), false, 'the oldest was forgotten');
+    const latest = Uint8Array.from(payload);
+    latest[4] = 5;
+    assert.equal(recent.isCopy(latest, tuple, 0n), true);
   });
 });
