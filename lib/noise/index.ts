@@ -4,8 +4,10 @@
  * @module
  */
 export { Responder } from './responder.js';
-export type { UnwrapOk, UnwrapReject, UnwrapRejectReason, UnwrapResult } from './responder.js';
-export type { PrivateKeyInput } from './x25519.js';
+export type { ResponderOptions, UnwrapOk, UnwrapReject, UnwrapRejectReason, UnwrapResult } from './responder.js';
+export { SeenInitiations } from './seen-initiations.js';
+export type { SeenInitiationsOptions } from './seen-initiations.js';
+export type { PrivateKeyInput } from '../keys.js';
 export {
   compareTai64n,
   decodeTai64n,
@@ -15,10 +17,4 @@ export {
   TAI64_UNIX_EPOCH_LABEL,
 } from './tai64n.js';
 export type { Tai64n } from './tai64n.js';
-export {
-  CONSTRUCTION,
-  IDENTIFIER,
-  LABEL_MAC1,
-  INITIATION_SIZE,
-  MESSAGE_TYPE_INITIATION,
-} from './constants.js';
+export { CONSTRUCTION, IDENTIFIER, LABEL_MAC1 } from './constants.js';

@@ -13,8 +13,9 @@
  * What each step proves:
  * - size/type: nothing; it is the shape of the message.
  * - mac1: only that the sender knows the responder's *public* key (§5.4.4).
+ * - replay (optional, see {@link SeenInitiations}): that this ephemeral was not seen lately.
  * - decrypting `msg.static`: nothing about the initiator — anyone can encrypt any public key
- *   under an ephemeral of their own.
+ *   under an ephemeral of their own. The decrypted key must be canonically encoded.
  * - decrypting `msg.timestamp`: needs `DH(Spriv_i, Spub_r)`, i.e. the initiator's private
  *   key. Only this authenticates the initiator, so only this yields `ok: true`.
  * Replay protection (the timestamp must be strictly greater than the last one accepted for
@@ -24,14 +25,39 @@
  */
 
 import type { KeyObject } from 'node:crypto';
+import { describe } from '../describe.js';
+import { ValidationError } from '../errors.js';
+import { importPrivateKey, KEY_LENGTH, publicKeyBytes, type PrivateKeyInput } from '../keys.js';
+import { INITIATION_FIELD_LENGTH, INITIATION_LENGTH, INITIATION_OFFSET as OFFSET, isInitiationShape } from '../protocol/initiation.js';
 import { aeadOpenCounter0 } from './aead.js';
 import { blake2s, hash2Into, HmacBlake2s, kdfInto, Mac1 } from './blake2s.js';
-import { CONSTRUCTION, IDENTIFIER, INITIATION_SIZE, KEY_SIZE, LABEL_MAC1, MAC_SIZE, MESSAGE_TYPE_INITIATION, OFFSET } from './constants.js';
+import { CONSTRUCTION, IDENTIFIER, LABEL_MAC1 } from './constants.js';
+import { SeenInitiations } from './seen-initiations.js';
 import { decodeTai64n, type Tai64n } from './tai64n.js';
-import { dh, importPrivateKey, publicKeyOf, type PrivateKeyInput } from './x25519.js';
+import { dh, isCanonicalPublicKey } from './x25519.js';
 
-/** Why an initiation was rejected, in the order the checks run. */
-export type UnwrapRejectReason = 'size' | 'type' | 'mac1' | 'ephemeral' | 'static' | 'timestamp';
+/**
+ * Why an initiation was rejected, in the order the checks run. `size` and `type` are one
+ * shape check, reported apart; `replay` only with {@link ResponderOptions.seenInitiations}.
+ */
+export type UnwrapRejectReason =
+  | 'size'
+  | 'type'
+  | 'mac1'
+  | 'replay'
+  | 'ephemeral'
+  | 'static'
+  | 'static-noncanonical'
+  | 'timestamp';
+
+export interface ResponderOptions {
+  /**
+   * Refuse, before any Diffie-Hellman, an initiation whose ephemeral key this cache has seen
+   * (reason `replay`), and remember every initiation that passes mac1. One cache may be shared
+   * by several responders (e.g. the old and new key during a rotation).
+   */
+  readonly seenInitiations?: SeenInitiations;
+}
 
 /** The initiator is authenticated: it holds the private key of `publicKey`. */
 export interface UnwrapOk {
@@ -62,11 +88,14 @@ const reject = (reason: UnwrapRejectReason): UnwrapReject => Object.freeze({ ok:
 const REJECT_SIZE = reject('size');
 const REJECT_TYPE = reject('type');
 const REJECT_MAC1 = reject('mac1');
+const REJECT_REPLAY = reject('replay');
 const REJECT_EPHEMERAL = reject('ephemeral');
 const REJECT_STATIC = reject('static');
+const REJECT_STATIC_NONCANONICAL = reject('static-noncanonical');
 const REJECT_TIMESTAMP = reject('timestamp');
 
 const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+const MAC_LENGTH = INITIATION_FIELD_LENGTH.mac1;
 
 /** `C_i := HASH(CONSTRUCTION)` — the initial chaining key, the same for every peer (§5.4.2). */
 const INITIAL_CHAINING_KEY = blake2s(utf8(CONSTRUCTION));
@@ -79,15 +108,15 @@ const HMAC_INITIAL_CHAINING_KEY = new HmacBlake2s().setKey(INITIAL_CHAINING_KEY)
  * A WireGuard handshake responder for one private key (the gateway interface's).
  *
  * ```ts
- * const responder = new Responder(privateKey);  // KeyObject (X25519 private) or 32 bytes
+ * const responder = new Responder(privateKey, { seenInitiations: new SeenInitiations() });
  * const r = responder.unwrap(udpPayload);
  * if (r.ok) console.log(r.publicKey, r.senderIndex, r.timestamp.seconds);
  * else console.log('rejected:', r.reason);
  * ```
  *
- * `unwrap` never throws for any byte content; it throws `TypeError` only when its argument is
- * not a `Uint8Array`. The instance keeps scratch buffers, so it is not reentrant — which in
- * JavaScript only matters if you call it from inside itself.
+ * `unwrap` never throws for any byte content; it throws `ValidationError` (a `TypeError`) only
+ * when its argument is not a `Uint8Array`. The instance keeps scratch buffers, so it is not
+ * reentrant — which in JavaScript only matters if you call it from inside itself.
  */
 export class Responder {
   readonly #privateKey: KeyObject;
@@ -97,24 +126,35 @@ export class Responder {
   readonly #hash0: Uint8Array;
   /** Keyed BLAKE2s-128 state for mac1, key `HASH(LABEL_MAC1 ‖ Spub_r)` (§5.4.4). */
   readonly #mac1: Mac1;
+  readonly #seen: SeenInitiations | undefined;
 
   // Scratch, wiped at the end of every unwrap.
   readonly #h = new Uint8Array(32);
   readonly #ck = new Uint8Array(32);
   readonly #k = new Uint8Array(32);
   readonly #tau0 = new Uint8Array(32);
-  readonly #mac = new Uint8Array(MAC_SIZE);
+  readonly #mac = new Uint8Array(MAC_LENGTH);
   readonly #hmacCk = new HmacBlake2s();
   readonly #hmacTmp = new HmacBlake2s();
 
   /**
-   * @param privateKey the responder's static private key: an X25519 private `KeyObject`, or its
-   *   32 raw bytes (not retained: imported into a KeyObject, the caller keeps ownership).
-   * @throws TypeError if it is neither; RangeError if raw bytes are not 32 long.
+   * @param privateKey the responder's static private key, in any form the rest of jitguard
+   *   takes: an X25519 private `KeyObject`, its 32 raw bytes or their base64 (bytes and string
+   *   are not retained: imported into a KeyObject, temporary copies wiped).
+   * @throws ValidationError (path `privateKey` or `options.…`) naming what was expected and what
+   *   was given, never the key's content.
    */
-  constructor(privateKey: PrivateKeyInput) {
-    this.#privateKey = importPrivateKey(privateKey);
-    this.#publicKey = publicKeyOf(this.#privateKey);
+  constructor(privateKey: PrivateKeyInput, options: ResponderOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new ValidationError('options', `expected an options object, got ${describe(options)}`);
+    }
+    const seen = options.seenInitiations;
+    if (seen !== undefined && !(seen instanceof SeenInitiations)) {
+      throw new ValidationError('options.seenInitiations', `expected a SeenInitiations, got ${describe(seen)}`);
+    }
+    this.#seen = seen;
+    this.#privateKey = importPrivateKey(privateKey, 'privateKey');
+    this.#publicKey = publicKeyBytes(this.#privateKey);
     this.#publicKeyBase64 = Buffer.from(this.#publicKey).toString('base64');
     this.#hash0 = hash2Into(new Uint8Array(32), INITIAL_HASH, this.#publicKey);
     const mac1Key = hash2Into(new Uint8Array(32), utf8(LABEL_MAC1), this.#publicKey);
@@ -142,29 +182,35 @@ export class Responder {
    * 3. `mac1`: `MAC(HASH(LABEL_MAC1 ‖ Spub_r), msg[0..116))` equals bytes 116..131, compared in
    *    constant time (§5.4.4). mac2 is not checked: a responder not under load ignores it
    *    (§5.4.4, §5.4.7), as the kernel does.
-   * 4. `ephemeral`: `DH(Spriv_r, msg.ephemeral)` is not all zeros (low-order points, §5.4.2 `es`).
-   * 5. `static`: `msg.static` decrypts under the key from `es` with `H` as authtext (§5.4.2 `s`);
-   *    also if the decrypted static key is itself a low-order point (the `ss` DH is all zeros).
-   * 6. `timestamp`: `msg.timestamp` decrypts under the key from `ss = DH(Spriv_r, Spub_i)`
+   * 4. `replay` (only with `options.seenInitiations`): the cache has seen this ephemeral key;
+   *    otherwise it is remembered now, whatever the later checks say.
+   * 5. `ephemeral`: `DH(Spriv_r, msg.ephemeral)` is not all zeros (low-order points, §5.4.2 `es`).
+   * 6. `static`: `msg.static` decrypts under the key from `es` with `H` as authtext (§5.4.2 `s`);
+   *    `static-noncanonical` if the decrypted key is not canonically encoded (bit 255 set, or
+   *    u ≥ 2^255 − 19: the same key as a canonical one for X25519, a different one for every
+   *    byte comparison); `static` again if it is a low-order point (the `ss` DH is all zeros).
+   * 7. `timestamp`: `msg.timestamp` decrypts under the key from `ss = DH(Spriv_r, Spub_i)`
    *    (§5.4.2 `ss`, `{t}`) — the only step that proves the initiator holds `Spriv_i`.
    *
    * Chaining keys, DH outputs, AEAD keys and HMAC states are zeroed before returning.
-   * @throws TypeError if `packet` is not a Uint8Array (a Buffer is one).
+   * @throws ValidationError (a TypeError) if `packet` is not a Uint8Array (a Buffer is one).
    */
   unwrap(packet: Uint8Array): UnwrapResult {
     if (!(packet instanceof Uint8Array)) {
-      throw new TypeError(`unwrap: expected the UDP payload as a Uint8Array of ${INITIATION_SIZE} bytes, got ${describe(packet)}`);
+      throw new ValidationError('packet', `expected the UDP payload as a Uint8Array of ${INITIATION_LENGTH} bytes, got ${describe(packet)}`);
     }
     // 1, 2. §5.4.2: msg.type := 1 (1 byte), msg.reserved := 0^3.
-    if (packet.length !== INITIATION_SIZE) return REJECT_SIZE;
-    if (packet[0] !== MESSAGE_TYPE_INITIATION || (packet[1]! | packet[2]! | packet[3]!) !== 0) return REJECT_TYPE;
+    if (!isInitiationShape(packet)) return packet.length !== INITIATION_LENGTH ? REJECT_SIZE : REJECT_TYPE;
 
     // 3. §5.4.4: msg.mac1 := MAC(HASH(LABEL_MAC1 ‖ Spub_m′), msg_α), msg_α = bytes before mac1.
     const mac = this.#mac1.computeInto(this.#mac, packet, 0, OFFSET.mac1);
     let diff = 0;
-    for (let i = 0; i < MAC_SIZE; i++) diff |= mac[i]! ^ packet[OFFSET.mac1 + i]!;
+    for (let i = 0; i < MAC_LENGTH; i++) diff |= mac[i]! ^ packet[OFFSET.mac1 + i]!;
     mac.fill(0);
     if (diff !== 0) return REJECT_MAC1;
+
+    // 4. Everything from here costs a DH, and so would a replay of it.
+    if (this.#seen !== undefined && !this.#seen.remember(packet)) return REJECT_REPLAY;
 
     const h = this.#h;
     const ck = this.#ck;
@@ -177,13 +223,13 @@ export class Responder {
     try {
       // §5.4.2 `e`: C := KDF1(C, msg.ephemeral); H := HASH(H ‖ msg.ephemeral).
       hash2Into(h, this.#hash0, packet.subarray(OFFSET.ephemeral, OFFSET.static));
-      kdfInto(HMAC_INITIAL_CHAINING_KEY, hmacTmp, tau0, packet, OFFSET.ephemeral, KEY_SIZE, ck);
+      kdfInto(HMAC_INITIAL_CHAINING_KEY, hmacTmp, tau0, packet, OFFSET.ephemeral, KEY_LENGTH, ck);
 
       // 4. §5.4.2 `es`: (C, κ) := KDF2(C, DH(Spriv_r, msg.ephemeral)); all-zero DH rejected.
       dhOut = dh(this.#privateKey, packet, OFFSET.ephemeral);
       if (dhOut === null) return REJECT_EPHEMERAL;
       hmacCk.setKey(ck);
-      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_SIZE, ck, k);
+      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_LENGTH, ck, k);
       hmacCk.wipe();
       dhOut.fill(0);
       dhOut = null;
@@ -195,6 +241,9 @@ export class Responder {
       const initiatorPublic = new Uint8Array(plain);
       plain.fill(0);
       plain = null;
+      // X25519 would ignore bit 255 and reduce mod p, the kernel and allow-lists would not:
+      // refuse the alternative spellings before paying for the `ss` DH.
+      if (!isCanonicalPublicKey(initiatorPublic)) return REJECT_STATIC_NONCANONICAL;
       hash2Into(h, h, packet.subarray(OFFSET.static, OFFSET.timestamp));
 
       // §5.4.2 `ss`: (C, κ) := KDF2(C, DH(Spriv_r, Spub_i)); all-zero DH (low-order Spub_i)
@@ -202,7 +251,7 @@ export class Responder {
       dhOut = dh(this.#privateKey, initiatorPublic, 0);
       if (dhOut === null) return REJECT_STATIC;
       hmacCk.setKey(ck);
-      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_SIZE, ck, k);
+      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_LENGTH, ck, k);
       hmacCk.wipe();
       dhOut.fill(0);
       dhOut = null;
@@ -220,7 +269,7 @@ export class Responder {
         (packet[OFFSET.sender]! | (packet[OFFSET.sender + 1]! << 8) | (packet[OFFSET.sender + 2]! << 16) | (packet[OFFSET.sender + 3]! << 24)) >>> 0;
       return {
         ok: true,
-        publicKey: Buffer.from(initiatorPublic.buffer, initiatorPublic.byteOffset, KEY_SIZE).toString('base64'),
+        publicKey: Buffer.from(initiatorPublic.buffer, initiatorPublic.byteOffset, KEY_LENGTH).toString('base64'),
         publicKeyBytes: initiatorPublic,
         timestamp,
         senderIndex,
@@ -236,10 +285,4 @@ export class Responder {
       hmacTmp.wipe();
     }
   }
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
-  return typeof v;
 }

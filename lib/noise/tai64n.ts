@@ -16,6 +16,8 @@
  * @module
  */
 
+import { describe } from '../describe.js';
+import { ValidationError } from '../errors.js';
 import { TIMESTAMP_SIZE } from './constants.js';
 
 /** A TAI64N timestamp: its 12 wire bytes plus a comparable decoded form. */
@@ -31,13 +33,16 @@ export interface Tai64n {
 /** `2^62 + 10`: the TAI64 label of the unix epoch as WireGuard implementations compute it. */
 export const TAI64_UNIX_EPOCH_LABEL = 0x400000000000000an;
 
-/** Decodes 12 TAI64N bytes (copied) from `src` at `off`. */
+/**
+ * Decodes 12 TAI64N bytes (copied) from `src` at `off`.
+ * @throws ValidationError (path `src`) if `src` is not a Uint8Array or has no 12 bytes at `off`.
+ */
 export function decodeTai64n(src: Uint8Array, off = 0): Tai64n {
   if (!(src instanceof Uint8Array)) {
-    throw new TypeError(`TAI64N: expected a Uint8Array, got ${describe(src)}`);
+    throw new ValidationError('src', `expected TAI64N bytes in a Uint8Array, got ${describe(src)}`);
   }
-  if (off < 0 || src.length - off < TIMESTAMP_SIZE) {
-    throw new RangeError(`TAI64N: expected ${TIMESTAMP_SIZE} bytes at offset ${off}, got ${Math.max(0, src.length - off)}`);
+  if (!Number.isInteger(off) || off < 0 || src.length - off < TIMESTAMP_SIZE) {
+    throw new ValidationError('src', `expected ${TIMESTAMP_SIZE} TAI64N bytes at offset ${off}, got ${Number.isInteger(off) ? Math.max(0, src.length - Math.max(0, off)) : 0}`);
   }
   // a real copy even for a Buffer (whose slice() is a view)
   const bytes = new Uint8Array(src.subarray(off, off + TIMESTAMP_SIZE));
@@ -47,11 +52,16 @@ export function decodeTai64n(src: Uint8Array, off = 0): Tai64n {
   return { bytes, seconds: (BigInt(hi) << 32n) | BigInt(lo), nanoseconds };
 }
 
-/** Encodes a TAI64N timestamp from a seconds label and nanoseconds. */
+/**
+ * Encodes a TAI64N timestamp from a seconds label and nanoseconds.
+ * @throws ValidationError if `seconds` is not a bigint in 0..2^64−1 or `nanoseconds` not a uint32.
+ */
 export function encodeTai64n(seconds: bigint, nanoseconds: number): Tai64n {
-  if (seconds < 0n || seconds >= 1n << 64n) throw new RangeError(`TAI64N: seconds label must fit 64 bits, got ${seconds}`);
+  if (typeof seconds !== 'bigint' || seconds < 0n || seconds >= 1n << 64n) {
+    throw new ValidationError('seconds', `expected a TAI64 label as a bigint from 0 to 2^64 − 1, got ${typeof seconds === 'bigint' ? seconds : describe(seconds)}`);
+  }
   if (!Number.isInteger(nanoseconds) || nanoseconds < 0 || nanoseconds > 0xffffffff) {
-    throw new RangeError(`TAI64N: nanoseconds must be a uint32, got ${nanoseconds}`);
+    throw new ValidationError('nanoseconds', `expected an integer from 0 to 2^32 − 1, got ${typeof nanoseconds === 'number' ? nanoseconds : describe(nanoseconds)}`);
   }
   const bytes = new Uint8Array(TIMESTAMP_SIZE);
   const view = new DataView(bytes.buffer);
@@ -62,6 +72,9 @@ export function encodeTai64n(seconds: bigint, nanoseconds: number): Tai64n {
 
 /** The TAI64N label WireGuard would send at unix time `unixMs` (milliseconds). */
 export function tai64nFromUnixMs(unixMs: number): Tai64n {
+  if (typeof unixMs !== 'number' || !Number.isFinite(unixMs)) {
+    throw new ValidationError('unixMs', `expected a finite number of milliseconds, got ${typeof unixMs === 'number' ? unixMs : describe(unixMs)}`);
+  }
   const ms = Math.floor(unixMs);
   const secs = Math.floor(ms / 1000);
   const nanos = (ms - secs * 1000) * 1_000_000;
@@ -82,10 +95,4 @@ export function compareTai64n(a: Tai64n, b: Tai64n): -1 | 0 | 1 {
   if (a.seconds !== b.seconds) return a.seconds < b.seconds ? -1 : 1;
   if (a.nanoseconds !== b.nanoseconds) return a.nanoseconds < b.nanoseconds ? -1 : 1;
   return 0;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
-  return typeof v;
 }

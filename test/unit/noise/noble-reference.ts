@@ -127,7 +127,13 @@ export function buildInitiation(o: BuildOptions): Uint8Array {
 
 export type NobleResult =
   | { ok: true; publicKey: string; timestamp: string; senderIndex: number }
-  | { ok: false; reason: 'size' | 'type' | 'mac1' | 'ephemeral' | 'static' | 'timestamp' };
+  | { ok: false; reason: 'size' | 'type' | 'mac1' | 'ephemeral' | 'static' | 'static-noncanonical' | 'timestamp' };
+
+/** RFC 7748 §5: a u-coordinate is canonical when its little-endian value (all 256 bits) is below p. */
+export function isCanonicalU(u: Uint8Array): boolean {
+  const value = u.reduceRight((acc, x) => (acc << 8n) | BigInt(x), 0n);
+  return value < 2n ** 255n - 19n;
+}
 
 /** The responder's checks, in the same order as lib/noise/responder.ts, with noble only. */
 export function nobleUnwrap(responderPrivate: Uint8Array, msg: Uint8Array): NobleResult {
@@ -147,6 +153,7 @@ export function nobleUnwrap(responderPrivate: Uint8Array, msg: Uint8Array): Nobl
   [C, k] = KDF(2, C, es) as [Uint8Array, Uint8Array];
   const sPub = AEAD_OPEN(k, msg.subarray(40, 88), H);
   if (!sPub) return { ok: false, reason: 'static' };
+  if (!isCanonicalU(sPub)) return { ok: false, reason: 'static-noncanonical' };
   H = HASH(H, msg.subarray(40, 88));
   const ss = DH(responderPrivate, sPub);
   if (!ss) return { ok: false, reason: 'static' };

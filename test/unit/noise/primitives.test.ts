@@ -3,10 +3,12 @@ import { createCipheriv, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { aeadOpenCounter0 } from '../../../lib/noise/aead.js';
-import { dh, importPrivateKey, importPublicKey, publicKeyOf } from '../../../lib/noise/x25519.js';
+import { importPrivateKey as importKey, publicKeyBytes as publicKeyOf } from '../../../lib/keys.js';
+import { dh, importPublicKey, isCanonicalPublicKey } from '../../../lib/noise/x25519.js';
 import { AEAD, lowOrderPoints, randomPrivateKey, x25519Ladder } from './noble-reference.js';
 
 const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex');
+const importPrivateKey = (key: unknown) => importKey(key, 'privateKey');
 
 describe('X25519 (native) cross-checked with @noble/curves and an RFC 7748 bigint ladder', () => {
   it('DH agrees with noble and with the ladder on random keys', () => {
@@ -28,11 +30,11 @@ describe('X25519 (native) cross-checked with @noble/curves and an RFC 7748 bigin
     assert.equal(hex(dh(importPrivateKey(a), view, 8)!), hex(x25519.getSharedSecret(a, B)));
   });
 
-  it('reading a public key past the end of the buffer is a RangeError, not a silent over-read', () => {
+  it('reading a public key past the end of the buffer is a ValidationError, not a silent over-read', () => {
     const priv = importPrivateKey(randomPrivateKey());
     const big = Buffer.alloc(64, 9);
-    assert.throws(() => dh(priv, big.subarray(0, 40), 10), { name: 'RangeError', message: /at offset 10, got 30 bytes/ });
-    assert.throws(() => importPublicKey(new Uint8Array(31)), RangeError);
+    assert.throws(() => dh(priv, big.subarray(0, 40), 10), { name: 'ValidationError', message: /at offset 10, got 30 bytes/ });
+    assert.throws(() => importPublicKey(new Uint8Array(31)), { name: 'ValidationError', message: /got 31 bytes/ });
   });
 
   it('publicKeyOf(import(raw)) equals noble getPublicKey', () => {
@@ -55,19 +57,48 @@ describe('X25519 (native) cross-checked with @noble/curves and an RFC 7748 bigin
     assert.ok(!x25519Ladder(a, x25519.getPublicKey(randomPrivateKey())).every((b) => b === 0));
   });
 
-  it('importPrivateKey: argument errors name what was expected and what was given', () => {
+  it('importPrivateKey: argument errors are ValidationErrors naming what was expected and what was given', () => {
     assert.throws(() => importPrivateKey(new Uint8Array(31)), {
-      name: 'RangeError',
-      message: 'expected a 32-byte X25519 private key, got 31 bytes',
+      name: 'ValidationError',
+      path: 'privateKey',
+      message: 'privateKey: expected 32 bytes, got 31',
     });
-    assert.throws(() => importPrivateKey(new Uint8Array(33)), { name: 'RangeError', message: /got 33 bytes/ });
-    assert.throws(() => importPrivateKey('AAAA' as unknown as Uint8Array), { name: 'TypeError', message: /got string/ });
-    assert.throws(() => importPrivateKey(null as unknown as Uint8Array), { name: 'TypeError', message: /got null/ });
+    assert.throws(() => importPrivateKey(new Uint8Array(33)), { name: 'ValidationError', message: /got 33$/ });
+    assert.throws(() => importPrivateKey('AAAA'), { name: 'ValidationError', message: /expected a 44-character base64 key, got 4 characters/ });
+    assert.throws(() => importPrivateKey(null), { name: 'ValidationError', message: /got null/ });
+    assert.throws(() => importPrivateKey(42), { name: 'ValidationError', message: /got a number/ });
     const ed = generateKeyPairSync('ed25519');
-    assert.throws(() => importPrivateKey(ed.privateKey), { name: 'TypeError', message: /got a private KeyObject of type ed25519/ });
+    assert.throws(() => importPrivateKey(ed.privateKey), { name: 'ValidationError', message: /got a private KeyObject of type ed25519/ });
     const xk = generateKeyPairSync('x25519');
-    assert.throws(() => importPrivateKey(xk.publicKey), { name: 'TypeError', message: /got a public KeyObject of type x25519/ });
+    assert.throws(() => importPrivateKey(xk.publicKey), { name: 'ValidationError', message: /got a public KeyObject of type x25519/ });
     assert.equal(importPrivateKey(xk.privateKey), xk.privateKey);
+  });
+
+  it('importPrivateKey: base64, raw bytes and the KeyObject give the same key', () => {
+    const a = randomPrivateKey();
+    const fromBytes = importPrivateKey(a);
+    const fromBase64 = importPrivateKey(Buffer.from(a).toString('base64'));
+    assert.equal(hex(publicKeyOf(fromBase64)), hex(x25519.getPublicKey(a)));
+    assert.equal(hex(publicKeyOf(fromBytes)), hex(x25519.getPublicKey(a)));
+  });
+
+  it('isCanonicalPublicKey: bit 255 set or u ≥ 2^255 − 19 is not canonical; honest keys always are', () => {
+    const le = (n: bigint): Uint8Array => {
+      const out = new Uint8Array(32);
+      for (let i = 0; i < 32; i++) out[i] = Number((n >> BigInt(8 * i)) & 0xffn);
+      return out;
+    };
+    const p = 2n ** 255n - 19n;
+    for (const u of [0n, 1n, 9n, p - 2n, p - 1n, 2n ** 254n, 2n ** 255n - 2n ** 248n - 1n]) {
+      assert.equal(isCanonicalPublicKey(le(u)), u < p, `u = ${u}`);
+    }
+    for (let d = 0n; d < 19n; d++) assert.equal(isCanonicalPublicKey(le(p + d)), false, `p + ${d}`);
+    for (const u of [0n, 9n, p - 1n]) assert.equal(isCanonicalPublicKey(le(u + 2n ** 255n)), false, `bit 255 + ${u}`);
+    // the first 256-bit value that differs from p only in byte 0 below 0xed, with bit 255 clear
+    assert.equal(isCanonicalPublicKey(le(p - 1n)), true);
+    for (let i = 0; i < 200; i++) assert.ok(isCanonicalPublicKey(x25519.getPublicKey(randomPrivateKey())));
+    const buf = Buffer.concat([Buffer.alloc(5), le(p)]);
+    assert.equal(isCanonicalPublicKey(buf, 5), false, 'at an offset');
   });
 });
 

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { ValidationError } from '../../../lib/errors.js';
 import {
   compareTai64n,
-  INITIATION_SIZE,
   Responder,
+  SeenInitiations,
   tai64nFromUnixMs,
   tai64nToUnixMs,
   type UnwrapResult,
 } from '../../../lib/noise/index.js';
+import { INITIATION_LENGTH } from '../../../lib/protocol/initiation.js';
 import {
   buildInitiation,
+  isCanonicalU,
   lowOrderPoints,
   nobleUnwrap,
   publicKeyOfRaw,
@@ -65,7 +68,7 @@ describe('real initiations captured from implementations we did not write', () =
         assert.equal(responder.publicKey, f.responderPublicKey);
         for (const [n, v] of f.initiations.entries()) {
           const packet = hex(v.packet);
-          assert.equal(packet.length, INITIATION_SIZE);
+          assert.equal(packet.length, INITIATION_LENGTH);
           const r = responder.unwrap(packet);
           assert.ok(r.ok, `#${n} rejected: ${reasonOf(r)}`);
           assert.equal(r.publicKey, v.initiatorPublicKey, `#${n} key`);
@@ -301,11 +304,55 @@ describe('forged and malicious initiations (built with @noble)', () => {
     }
   });
 
-  it('a correctly encrypted low-order static key → static (the ss DH would be all zeros)', () => {
+  it('a correctly encrypted low-order static key → static (the ss DH would be all zeros), or static-noncanonical for the non-canonical spellings', () => {
+    const seen = new Set<string>();
     for (const point of lowOrderPoints()) {
       const forged = buildInitiation({ responderPublic: rPub, claimedPublic: point, timestamp: now.bytes });
-      assert.equal(reasonOf(responder.unwrap(forged)), 'static', toHex(point));
+      const want = isCanonicalU(point) ? 'static' : 'static-noncanonical';
+      seen.add(want);
+      assert.equal(reasonOf(responder.unwrap(forged)), want, toHex(point));
+      assert.deepEqual(nobleUnwrap(rPriv, forged), { ok: false, reason: want });
     }
+    assert.deepEqual([...seen].sort(), ['static', 'static-noncanonical'], 'both kinds are in the list');
+  });
+
+  describe('non-canonical static keys (issue 8, item 2)', () => {
+    const le = (n: bigint): Uint8Array => {
+      const out = new Uint8Array(32);
+      for (let i = 0; i < 32; i++) out[i] = Number((n >> BigInt(8 * i)) & 0xffn);
+      return out;
+    };
+    const P = 2n ** 255n - 19n;
+
+    it('an honest initiator presenting its key with bit 255 set → static-noncanonical (it used to be ok under a second base64)', () => {
+      for (let i = 0; i < 5; i++) {
+        const iPriv = randomPrivateKey();
+        const canonical = publicKeyOfRaw(iPriv);
+        const aliased = canonical.slice();
+        aliased[31]! |= 0x80;
+        // The alias is the same key to X25519 (RFC 7748 §5 masks bit 255), so the initiator really
+        // can complete the handshake with it: the timestamp would decrypt.
+        assert.equal(toHex(x25519Ladder(rPriv, aliased)), toHex(x25519Ladder(rPriv, canonical)));
+        const packet = buildInitiation({ responderPublic: rPub, initiatorPrivate: iPriv, claimedPublic: aliased, timestamp: now.bytes });
+        assert.equal(reasonOf(responder.unwrap(packet)), 'static-noncanonical');
+        assert.deepEqual(nobleUnwrap(rPriv, packet), { ok: false, reason: 'static-noncanonical' });
+        // control: the same initiator with its canonical key verifies
+        const honest = buildInitiation({ responderPublic: rPub, initiatorPrivate: iPriv, timestamp: now.bytes });
+        const r = responder.unwrap(honest);
+        assert.ok(r.ok);
+        assert.equal(r.publicKey, Buffer.from(canonical).toString('base64'));
+      }
+    });
+
+    it('u ≥ 2^255 − 19 (the 19 values p … 2^255 − 1) → static-noncanonical, before the second DH', () => {
+      for (let d = 0n; d < 19n; d++) {
+        const forged = buildInitiation({ responderPublic: rPub, claimedPublic: le(P + d), timestamp: now.bytes });
+        assert.equal(reasonOf(responder.unwrap(forged)), 'static-noncanonical', `p + ${d}`);
+      }
+      // the largest canonical value is not refused as such: it gets as far as the timestamp
+      const edge = buildInitiation({ responderPublic: rPub, claimedPublic: le(P - 2n), timestamp: now.bytes });
+      assert.equal(reasonOf(responder.unwrap(edge)), 'timestamp');
+    });
   });
 
   it('an initiation for another responder (valid mac1 for us, static encrypted to someone else) → static', () => {
@@ -332,26 +379,55 @@ describe('Responder API', () => {
     assert.equal(toHex(r.publicKeyBytes), toHex(publicKeyOfRaw(priv)));
   });
 
-  it('constructor argument errors name the expected and actual lengths/types, and never echo key bytes', () => {
+  it('takes the private key as a KeyObject, 32 bytes or base64, as the exported PrivateKeyInput says', () => {
+    const priv = randomPrivateKey();
+    const want = Buffer.from(publicKeyOfRaw(priv)).toString('base64');
+    const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), priv]);
+    assert.equal(new Responder(priv).publicKey, want);
+    assert.equal(new Responder(Buffer.from(priv).toString('base64')).publicKey, want);
+    assert.equal(new Responder(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).publicKey, want);
+  });
+
+  it('constructor argument errors are ValidationErrors with a path, naming expected and actual lengths/types, never echoing key bytes', () => {
     const short = new Uint8Array(31).fill(0xab);
     assert.throws(() => new Responder(short), (e: unknown) => {
-      assert.ok(e instanceof RangeError);
-      assert.match(e.message, /32-byte/);
-      assert.match(e.message, /got 31 bytes/);
+      assert.ok(e instanceof ValidationError);
+      assert.ok(e instanceof TypeError, 'a ValidationError is a TypeError');
+      assert.equal(e.path, 'privateKey');
+      assert.equal(e.message, 'privateKey: expected 32 bytes, got 31');
+      return true;
+    });
+    const secretish = Buffer.alloc(33, 0xab).toString('base64'); // 44 characters, not a 32-byte key
+    assert.throws(() => new Responder(secretish), (e: unknown) => {
+      assert.ok(e instanceof ValidationError);
+      assert.equal(e.path, 'privateKey');
+      assert.ok(!e.message.includes(secretish.slice(0, 8)), 'no key material in the message');
       assert.doesNotMatch(e.message, /ab|q6ur/i, 'no key material in the message');
       return true;
     });
-    assert.throws(() => new Responder(new Uint8Array(64)), { name: 'RangeError', message: /got 64 bytes/ });
-    assert.throws(() => new Responder('c2VjcmV0' as unknown as Uint8Array), { name: 'TypeError', message: /got string/ });
-    assert.throws(() => new Responder(undefined as unknown as Uint8Array), { name: 'TypeError', message: /got undefined/ });
-    assert.throws(() => new Responder(generateKeyPairSync('x25519').publicKey), { name: 'TypeError', message: /public KeyObject/ });
-    assert.throws(() => new Responder(generateKeyPairSync('ed25519').privateKey), { name: 'TypeError', message: /ed25519/ });
+    assert.throws(() => new Responder(new Uint8Array(64)), { name: 'ValidationError', path: 'privateKey', message: /expected 32 bytes, got 64/ });
+    assert.throws(() => new Responder('c2VjcmV0'), { name: 'ValidationError', message: /expected a 44-character base64 key, got 8 characters/ });
+    assert.throws(() => new Responder(undefined as unknown as Uint8Array), { name: 'ValidationError', message: /got undefined/ });
+    assert.throws(() => new Responder(42 as unknown as Uint8Array), { name: 'ValidationError', message: /got a number/ });
+    assert.throws(() => new Responder(generateKeyPairSync('x25519').publicKey), { name: 'ValidationError', message: /public KeyObject/ });
+    assert.throws(() => new Responder(generateKeyPairSync('ed25519').privateKey), { name: 'ValidationError', message: /ed25519/ });
+    const priv = randomPrivateKey();
+    assert.throws(() => new Responder(priv, null as unknown as object), { name: 'ValidationError', path: 'options' });
+    assert.throws(() => new Responder(priv, { seenInitiations: new Map() as unknown as SeenInitiations }), {
+      name: 'ValidationError',
+      path: 'options.seenInitiations',
+      message: /expected a SeenInitiations, got a Map/,
+    });
   });
 
-  it('unwrap throws TypeError only for a non-Uint8Array argument', () => {
+  it('unwrap throws a ValidationError (a TypeError) only for a non-Uint8Array argument', () => {
     const r = new Responder(randomPrivateKey());
     for (const bad of [null, undefined, 'x'.repeat(148), [1, 0, 0, 0], 148, new ArrayBuffer(148)]) {
-      assert.throws(() => r.unwrap(bad as unknown as Uint8Array), { name: 'TypeError', message: /expected the UDP payload as a Uint8Array of 148 bytes/ });
+      assert.throws(() => r.unwrap(bad as unknown as Uint8Array), {
+        name: 'ValidationError',
+        path: 'packet',
+        message: /expected the UDP payload as a Uint8Array of 148 bytes/,
+      });
     }
     assert.throws(() => r.unwrap(new Uint16Array(74) as unknown as Uint8Array), TypeError);
   });

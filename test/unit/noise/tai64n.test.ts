@@ -25,9 +25,11 @@ describe('TAI64N', () => {
     const buf = new Uint8Array(20);
     buf[5] = 0x40;
     assert.equal(decodeTai64n(buf, 5).seconds, 0x4000000000000000n);
-    assert.throws(() => decodeTai64n(new Uint8Array(11)), { name: 'RangeError', message: /expected 12 bytes at offset 0, got 11/ });
-    assert.throws(() => decodeTai64n(buf, 9), { name: 'RangeError', message: /got 11/ });
-    assert.throws(() => decodeTai64n('x' as unknown as Uint8Array), TypeError);
+    assert.throws(() => decodeTai64n(new Uint8Array(11)), { name: 'ValidationError', path: 'src', message: /expected 12 TAI64N bytes at offset 0, got 11/ });
+    assert.throws(() => decodeTai64n(buf, 9), { name: 'ValidationError', message: /got 11/ });
+    assert.throws(() => decodeTai64n(buf, Number.NaN), { name: 'ValidationError', message: /at offset NaN/ });
+    assert.throws(() => decodeTai64n('x' as unknown as Uint8Array), { name: 'ValidationError', message: /got a string/ });
+    assert.throws(() => decodeTai64n('x' as unknown as Uint8Array), TypeError, 'still a TypeError for callers that test for one');
   });
 
   it('unix-ms round trip uses the WireGuard label 2^62 + 10 + seconds', () => {
@@ -38,11 +40,13 @@ describe('TAI64N', () => {
     assert.deepEqual(decodeTai64n(t.bytes), t);
   });
 
-  it('encode refuses out-of-range fields', () => {
-    assert.throws(() => encodeTai64n(-1n, 0), RangeError);
-    assert.throws(() => encodeTai64n(1n << 64n, 0), RangeError);
-    assert.throws(() => encodeTai64n(0n, 2 ** 32), RangeError);
-    assert.throws(() => encodeTai64n(0n, 1.5), RangeError);
+  it('encode refuses out-of-range fields with a ValidationError naming the field', () => {
+    assert.throws(() => encodeTai64n(-1n, 0), { name: 'ValidationError', path: 'seconds', message: /got -1$/ });
+    assert.throws(() => encodeTai64n(1n << 64n, 0), { name: 'ValidationError', path: 'seconds' });
+    assert.throws(() => encodeTai64n(5 as unknown as bigint, 0), { name: 'ValidationError', path: 'seconds', message: /got a number/ });
+    assert.throws(() => encodeTai64n(0n, 2 ** 32), { name: 'ValidationError', path: 'nanoseconds' });
+    assert.throws(() => encodeTai64n(0n, 1.5), { name: 'ValidationError', path: 'nanoseconds', message: /got 1.5/ });
+    assert.throws(() => tai64nFromUnixMs(Number.NaN), { name: 'ValidationError', path: 'unixMs' });
   });
 
   it('compareTai64n orders exactly like memcmp over the 12 bytes (the kernel rule), fast-check', () => {
