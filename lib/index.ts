@@ -20,3 +20,9 @@ export type {
 } from './capture/index.js';
 export { Responder, compareTai64n, decodeTai64n, encodeTai64n, tai64nFromUnixMs, tai64nToUnixMs } from './noise/index.js';
 export type { UnwrapOk, UnwrapReject, UnwrapRejectReason, UnwrapResult, Tai64n } from './noise/index.js';
+export { SeenInitiations } from './noise/index.js';
+export type { ResponderOptions, SeenInitiationsOptions } from './noise/index.js';
+export {
+  isInitiationShape, INITIATION_OFFSET, INITIATION_FIELD_LENGTH,
+  MESSAGE_TYPE_INITIATION, MESSAGE_TYPE_RESPONSE, MESSAGE_TYPE_COOKIE_REPLY, MESSAGE_TYPE_DATA,
+} from './protocol/initiation.js';
