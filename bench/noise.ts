@@ -1,7 +1,7 @@
 /**
  * Noise responder benchmark: verified initiations per second on one core, rejects per second at
- * each stage, and the physical floor — two native X25519 operations per verify — measured in
- * the same run. Run: `node --import tsx bench/noise.ts [--quick]`.
+ * each stage (including a replay refused by SeenInitiations before any DH, goal ≤ 2 µs), and the
+ * physical floor — two native X25519 operations per verify — measured in the same run. Run: `node --import tsx bench/noise.ts [--quick]`.
  * Prints a table and writes bench/results/noise-<YYYY-MM-DD>.json.
  *
  * Inputs are real initiations from test/vectors/wireguard-go.json (see test/vectors/README.md);
@@ -12,9 +12,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, arch, platform, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Responder, tai64nFromUnixMs, type UnwrapResult } from '../lib/noise/index.js';
+import { Responder, SeenInitiations, tai64nFromUnixMs, type UnwrapResult } from '../lib/noise/index.js';
 import { Mac1 } from '../lib/noise/blake2s.js';
-import { buildInitiation, lowOrderPoints, nobleUnwrap, withMac1 } from '../test/unit/noise/noble-reference.js';
+import { buildInitiation, lowOrderPoints, nobleUnwrap, publicKeyOfRaw, randomPrivateKey, withMac1 } from '../test/unit/noise/noble-reference.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -46,9 +46,9 @@ function timed(fn: (i: number) => unknown, ms: number, start: number): number {
   return n / ((t - t0) / 1000);
 }
 
-function expectAll(packets: Uint8Array[], want: string): void {
+function expectAll(packets: Uint8Array[], want: string, by: Responder = responder): void {
   for (const p of packets) {
-    const r: UnwrapResult = responder.unwrap(p);
+    const r: UnwrapResult = by.unwrap(p);
     const got = r.ok ? 'ok' : r.reason;
     if (got !== want) throw new Error(`bench input expected ${want}, got ${got}`);
   }
@@ -85,7 +85,20 @@ const timestampRejects = Array.from({ length: 16 }, (_, k) =>
     timestamp: now,
   }),
 );
+// Replays: every real initiation once through a responder with a replay cache, then again.
+const seen = new SeenInitiations();
+const guarded = new Responder(rPriv, { seenInitiations: seen });
+expectAll(real, 'ok', guarded);
+expectAll(real, 'replay', guarded);
+// An honest initiator presenting its key with bit 255 set (the same key to X25519).
+const noncanonicalRejects = Array.from({ length: 16 }, () => {
+  const iPriv = randomPrivateKey();
+  const alias = publicKeyOfRaw(iPriv);
+  alias[31]! |= 0x80;
+  return buildInitiation({ responderPublic: rPub, initiatorPrivate: iPriv, claimedPublic: alias, timestamp: tai64nFromUnixMs(Date.now()).bytes });
+});
 expectAll(real, 'ok');
+expectAll(noncanonicalRejects, 'static-noncanonical');
 expectAll(sizeRejects, 'size');
 expectAll(typeRejects, 'type');
 expectAll(mac1Rejects, 'mac1');
@@ -111,7 +124,10 @@ const cases: { name: string; what: string; fn: (i: number) => unknown }[] = [
   { name: 'reject type', what: 'type byte 2', fn: (i) => responder.unwrap(typeRejects[i % N]!) },
   { name: 'reject mac1', what: 'random 148 bytes with header 01 00 00 00', fn: (i) => responder.unwrap(mac1Rejects[i % N]!) },
   { name: 'reject ephemeral', what: 'low-order ephemeral, valid mac1', fn: (i) => responder.unwrap(ephemeralRejects[i % ephemeralRejects.length]!) },
+  { name: 'reject replay', what: 'real initiation already seen (Responder with seenInitiations): mac1 + lookup, no DH', fn: (i) => guarded.unwrap(real[i % real.length]!) },
+  { name: 'SeenInitiations.has (hit)', what: 'the lookup alone', fn: (i) => seen.has(real[i % real.length]!) },
   { name: 'reject static', what: 'random body, valid mac1 (a flood that knows our public key)', fn: (i) => responder.unwrap(staticRejects[i % N]!) },
+  { name: 'reject static-noncanonical', what: 'honest initiator, static key with bit 255 set (one DH)', fn: (i) => responder.unwrap(noncanonicalRejects[i % 16]!) },
   { name: 'reject timestamp', what: "forgery claiming a real victim's key", fn: (i) => responder.unwrap(timestampRejects[i % 16]!) },
   { name: 'X25519 native (KeyObjects ready)', what: 'crypto.diffieHellman only', fn: (i) => diffieHellman({ privateKey: privKO, publicKey: peerKOs[i % peerKOs.length]! }) },
   {
@@ -184,10 +200,14 @@ const summary = {
   verifyVsFloor: verify / floor,
   mac1RejectVsVerify: results['reject mac1']!.opsPerSec / verify,
   staticRejectVsVerify: results['reject static']!.opsPerSec / verify,
+  replayRejectUs: results['reject replay']!.usPerOp,
+  replayRejectGoalUs: 2,
+  replayRejectVsVerify: results['reject replay']!.opsPerSec / verify,
 };
 console.log(
   `\nfloor (2 native X25519 per verify): ${fmt(floor)} verifies/s; achieved ${fmt(verify)} = ${(100 * summary.verifyVsFloor).toFixed(0)}% of floor` +
-    `\nmac1 reject is ${summary.mac1RejectVsVerify.toFixed(0)}× cheaper than a verify; a valid-mac1 flood (static reject) ${summary.staticRejectVsVerify.toFixed(2)}×`,
+    `\nmac1 reject is ${summary.mac1RejectVsVerify.toFixed(0)}× cheaper than a verify; a valid-mac1 flood (static reject) ${summary.staticRejectVsVerify.toFixed(2)}×` +
+    `\na refused replay costs ${summary.replayRejectUs.toFixed(2)} µs (goal ≤ ${summary.replayRejectGoalUs} µs), ${summary.replayRejectVsVerify.toFixed(0)}× cheaper than the verify it used to cost`,
 );
 
 const date = new Date().toISOString().slice(0, 10);
