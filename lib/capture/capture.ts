@@ -655,21 +655,21 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
       }
       const seconds = meta[at + META_SECONDS]!;
       const nanos = meta[at + META_NANOS]!;
-      const timestamp = BigInt(seconds) * 1_000_000_000n + BigInt(nanos);
+      const packetCopy = copyBytes(parsed.payload);
       if (this.recent !== undefined) {
         const tuple = `${parsed.source.address}:${parsed.source.port}>${parsed.destination.address}:${parsed.destination.port}`;
-        if (this.recent.isCopy(parsed.payload, tuple, timestamp)) {
+        if (this.recent.isCopy(packetCopy, tuple, seconds * 1000 + nanos / 1e6)) {
           this.counters.duplicates++;
           continue;
         }
       }
       this.deliver({
-        packet: copyBytes(parsed.payload),
+        packet: packetCopy,
         source: parsed.source,
         destination: parsed.destination,
         ifindex: meta[at + META_IFINDEX]!,
         receivedAt: new Date(seconds * 1000 + Math.floor(nanos / 1e6)),
-        timestamp,
+        timestamp: BigInt(seconds) * 1_000_000_000n + BigInt(nanos),
         injected: false,
       });
     }

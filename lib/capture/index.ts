@@ -31,5 +31,5 @@ export type { BpfInstruction, BpfProgram } from './bpf.js';
 export { runFilter, checkProgram, BpfProgramError } from './bpf-interpreter.js';
 export type { BpfContext } from './bpf-interpreter.js';
 export { parseInitiation, isInitiationPayload } from './packet.js';
-export { DUPLICATE_WINDOW_NS } from './duplicates.js';
+export { DUPLICATE_WINDOW_MS } from './duplicates.js';
 export type { ParsedInitiation } from './packet.js';

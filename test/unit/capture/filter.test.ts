@@ -166,28 +166,28 @@ describe('RecentPackets (copies of one frame seen on stacked devices)', () => {
 
   it('recognises the same bytes and 4-tuple within the window, and nothing else', () => {
     const recent = new RecentPackets();
-    assert.equal(recent.isCopy(payload, tuple, 1_000_000_000n), false);
-    assert.equal(recent.isCopy(payload, tuple, 1_000_000_000n), true, 'same timestamp: the stacked copy');
-    assert.equal(recent.isCopy(payload, tuple, 1_009_000_000n), true, '9 ms later');
-    assert.equal(recent.isCopy(payload, '10.77.0.9:40404>10.77.0.2:51820', 1_000_000_000n), false, 'another source');
-    const other = Uint8Array.from(payload);
-    other[147] = other[147]! ^ 1;
-    assert.equal(recent.isCopy(other, tuple, 1_000_000_000n), false, 'another packet');
-    assert.equal(recent.isCopy(payload, tuple, 1_100_000_000n), false, '100 ms later: not a copy');
+    const t = 1_796_000_000_000.5;
+    assert.equal(recent.isCopy(payload, tuple, t), false);
+    assert.equal(recent.isCopy(Uint8Array.from(payload), tuple, t), true, 'same timestamp: the stacked copy');
+    assert.equal(recent.isCopy(payload, tuple, t + 9), true, '9 ms later');
+    assert.equal(recent.isCopy(payload, '10.77.0.9:40404>10.77.0.2:51820', t), false, 'another source');
+    for (const at of [0, 4, 20, 100, 120, 140, 147]) {
+      const other = Uint8Array.from(payload);
+      other[at] = other[at]! ^ 1;
+      assert.equal(recent.isCopy(other, tuple, t), false, `another packet (byte ${at} differs)`);
+    }
+    assert.equal(recent.isCopy(payload, tuple, t + 100), false, '100 ms later: not a copy');
   });
 
-  it('stays bounded', () => {
-    const recent = new RecentPackets(10_000_000n, 4);
-    for (let i = 0; i < 6; i++) {
-      const p = Uint8Array.from(payload);
-      p[4] = i;
-      recent.isCopy(p, tuple, 0n);
-    }
-    const first = Uint8Array.from(payload);
-    first[4] = 0;
-    assert.equal(recent.isCopy(first, tuple, 0n), false, 'the oldest was forgotten');
-    const latest = Uint8Array.from(payload);
-    latest[4] = 5;
-    assert.equal(recent.isCopy(latest, tuple, 0n), true);
+  it('stays bounded: a packet whose slot was taken since is forgotten', () => {
+    const recent = new RecentPackets(10, 1); // one slot: every new packet replaces the last
+    const a = Uint8Array.from(payload);
+    const b = Uint8Array.from(payload);
+    b[8] = b[8]! ^ 1;
+    assert.equal(recent.isCopy(a, tuple, 0), false);
+    assert.equal(recent.isCopy(b, tuple, 0), false);
+    assert.equal(recent.isCopy(Uint8Array.from(a), tuple, 0), false, 'a was replaced by b');
+    assert.equal(recent.isCopy(Uint8Array.from(a), tuple, 0), true);
+    assert.throws(() => new RecentPackets(10, 1000), RangeError);
   });
 });
