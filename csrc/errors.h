@@ -1,6 +1,7 @@
-// The one error shape that crosses the native boundary: an Error whose `code` is the errno
-// name ('ENODEV'), with `errno` (positive) and `syscall`. TypeScript wraps it into its typed
-// errors; C++ never decides policy about what an errno means.
+// The one error shape that crosses the native boundary: an Error with `errno` (positive) and
+// `syscall`. TypeScript names the errno ('ENODEV', from os.constants.errno) and wraps it into
+// its typed errors; C++ never decides policy about what an errno means. No `code` is set here:
+// glibc's name table (strerrorname_np) needs glibc 2.32, and the addon targets glibc 2.28.
 #pragma once
 
 #include <napi.h>

@@ -1,4 +1,5 @@
-// NetlinkSocket: open(protocol), exchange(messages) -> Promise<{ replies, completed }>, close().
+// NetlinkSocket: open(protocol), exchange(messages) -> Promise<{ replies, completed }>,
+// cancel(), close().
 //
 // exchange() sends the given, fully encoded netlink messages one at a time, and after each
 // one reads replies until the kernel has finished with it: the NLMSG_ERROR (acknowledgement
@@ -6,7 +7,31 @@
 // message the kernel rejects, so `completed` says exactly how many messages took effect;
 // TypeScript turns that into a precise partial-failure report. Sending one message at a time
 // (rather than a burst) keeps the socket's receive queue from overflowing with acks and
-// matches how the kernel processes generic-netlink requests: synchronously, in sendmsg().
+// matches how the kernel processes generic-netlink and rtnetlink requests: synchronously, in
+// sendmsg(). TypeScript checks every message before it gets here (lib/netlink/request.ts);
+// this layer checks only what it needs to read the header.
+//
+// Waiting for an answer. The kernel does a request's work inside sendmsg() and queues the
+// answer before sendmsg() returns; a dump's later parts are produced inside the recvmsg()
+// that drains the queue. So when a wait begins, a kernel that will answer already has. The
+// wait is a poll() with a timeout (per wait, not per call: it never measures the kernel's
+// work) on the socket and on an eventfd. The eventfd is the cancel path: cancel() and close()
+// write to it, and a wait that finds the socket empty then ends at once (ECANCELED). A wait
+// that finds data reads it first, so a cancel never cuts off an answer that has arrived.
+// A timed-out wait fails with ETIMEDOUT; the socket may then hold a late answer, so
+// TypeScript replaces it.
+//
+// Threads. At most one exchange per socket is on the libuv pool at a time; the others wait
+// on the JS thread in `waiting` (no pool thread ever blocks on a lock). Everything except
+// the descriptors and `stopping` is touched only on the JS thread. The state is reference
+// counted (the JS object, each exchange) on the JS thread, without std::shared_ptr: its
+// atomics make libstdc++ reference glibc 2.32's __libc_single_threaded.
+//
+// Teardown. process.exit() joins the pool threads; TypeScript closes every socket from a
+// process 'exit' listener first, which ends their waits. No env cleanup hook is registered:
+// Node runs those only after the env's pending pool work has finished (a Worker terminated
+// during a wait ends when the wait does, within the reply timeout), and by then the
+// finalizer of each socket object closes its descriptors anyway.
 //
 // Replies may carry the interface private key (a WireGuard GET_DEVICE dump includes it for
 // a caller with CAP_NET_ADMIN), so every native buffer that held reply or request bytes is
@@ -16,14 +41,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,9 +61,6 @@
 #endif
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
-#endif
-#ifndef NETLINK_GET_STRICT_CHK
-#define NETLINK_GET_STRICT_CHK 12
 #endif
 
 namespace jitguard {
@@ -49,52 +73,117 @@ void Wipe(Bytes& bytes) {
   bytes.clear();
 }
 
-// Shared between the JS object and any exchange in flight, so close() during an exchange
-// defers the close(2) until the worker has finished with the descriptor.
+class ExchangeWorker;
+
 struct SocketState {
-  std::mutex exchange_lock;  // one exchange at a time per socket
   int fd = -1;
-  int in_flight = 0;          // touched only on the JS thread
+  int wake_fd = -1;  // eventfd; readable once cancel() or close() was called
+  int reply_timeout_ms = 0;
+  // Set by close(): an exchange stops before its next message.
+  std::atomic<bool> stopping{false};
+  // JS thread only:
+  int refs = 1;
+  bool running = false;  // an exchange is on the thread pool
   bool close_requested = false;
+  // Exchanges handed over while another runs, in call order (linked through `next_`; no
+  // std::deque, whose allocator needs a newer libstdc++ than the addon targets).
+  ExchangeWorker* waiting_first = nullptr;
+  ExchangeWorker* waiting_last = nullptr;
 };
+
+void CloseDescriptors(SocketState* state) {
+  if (state->fd >= 0) close(state->fd);
+  if (state->wake_fd >= 0) close(state->wake_fd);
+  state->fd = -1;
+  state->wake_fd = -1;
+}
+
+void Release(SocketState* state) {
+  if (--state->refs > 0) return;
+  CloseDescriptors(state);
+  delete state;
+}
+
+void Wake(SocketState* state) {
+  if (state->wake_fd < 0) return;
+  const uint64_t one = 1;
+  // Nonblocking; can only fail if the counter is about to overflow, when it is readable anyway.
+  ssize_t written = write(state->wake_fd, &one, sizeof(one));
+  (void)written;
+}
+
+// Closes the descriptors now if no exchange needs them, else when the last one finishes.
+void CloseWhenIdle(SocketState* state) {
+  if (!state->running && state->waiting_first == nullptr) CloseDescriptors(state);
+}
+
+// Milliseconds left until `deadline` on CLOCK_MONOTONIC, at least 0.
+int MillisecondsUntil(const timespec& deadline) {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const int64_t ms = (static_cast<int64_t>(deadline.tv_sec) - now.tv_sec) * 1000 +
+                     (static_cast<int64_t>(deadline.tv_nsec) - now.tv_nsec) / 1000000;
+  return ms <= 0 ? 0 : static_cast<int>(ms);
+}
 
 class ExchangeWorker : public Napi::AsyncWorker {
  public:
-  ExchangeWorker(Napi::Env env, std::shared_ptr<SocketState> state, std::vector<Bytes> messages)
+  ExchangeWorker(Napi::Env env, Napi::Object owner, SocketState* state, std::vector<Bytes> messages)
       : Napi::AsyncWorker(env, "jitguard:netlink.exchange"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        state_(std::move(state)),
-        messages_(std::move(messages)) {}
+        owner_(Napi::Persistent(owner)),  // the socket object outlives its exchanges
+        state_(state),
+        messages_(std::move(messages)) {
+    state_->refs++;
+  }
 
   ~ExchangeWorker() override {
     for (Bytes& m : messages_) Wipe(m);
     for (Bytes& r : replies_) Wipe(r);
+    Release(state_);
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
+  // Runs this exchange now, or after the ones already started or waiting on this socket.
+  void Start() {
+    if (state_->running) {
+      if (state_->waiting_last != nullptr) state_->waiting_last->next_ = this;
+      else state_->waiting_first = this;
+      state_->waiting_last = this;
+      return;
+    }
+    state_->running = true;
+    Queue();
+  }
+
  protected:
   void Execute() override {
-    std::lock_guard<std::mutex> guard(state_->exchange_lock);
     Bytes buffer(65536);
     for (Bytes& message : messages_) {
+      if (state_->stopping.load()) {
+        Fail(ECANCELED, "sendmsg");
+        break;
+      }
       const auto* request = reinterpret_cast<const nlmsghdr*>(message.data());
       const uint32_t seq = request->nlmsg_seq;
-      if (!SendAll(message)) return;
+      if (!SendAll(message)) break;
       Wipe(message);
       bool finished = false;
       bool rejected = false;
-      while (!finished) {
+      while (!finished && errno_ == 0) {
         ssize_t size = ReceiveOne(buffer);
-        if (size < 0) return;
+        if (size < 0) break;
+        if (size == 0) continue;  // nothing after all (a spurious wake-up): wait again
         if (KeepIfOurs(buffer, static_cast<size_t>(size), seq, &finished, &rejected)) {
           replies_.emplace_back(buffer.begin(), buffer.begin() + size);
         }
         explicit_bzero(buffer.data(), static_cast<size_t>(size));
       }
-      if (rejected) return;  // later messages are not sent: the caller learns `completed`
+      if (errno_ != 0 || rejected) break;  // later messages are not sent: the caller learns `completed`
       completed_++;
     }
+    Wipe(buffer);
   }
 
   void OnOK() override {
@@ -124,15 +213,20 @@ class ExchangeWorker : public Napi::AsyncWorker {
 
  private:
   void FinishOnJsThread() {
-    state_->in_flight--;
-    if (state_->in_flight == 0 && state_->close_requested && state_->fd >= 0) {
-      close(state_->fd);
-      state_->fd = -1;
+    state_->running = false;
+    if (state_->waiting_first != nullptr) {
+      ExchangeWorker* next = state_->waiting_first;
+      state_->waiting_first = next->next_;
+      if (state_->waiting_first == nullptr) state_->waiting_last = nullptr;
+      state_->running = true;
+      next->Queue();
+    } else if (state_->close_requested) {
+      CloseDescriptors(state_);
     }
   }
 
-  bool Fail(const char* syscall) {
-    errno_ = errno;
+  bool Fail(int err, const char* syscall) {
+    errno_ = err;
     syscall_ = syscall;
     return false;
   }
@@ -141,24 +235,60 @@ class ExchangeWorker : public Napi::AsyncWorker {
     for (;;) {
       ssize_t n = send(state_->fd, message.data(), message.size(), 0);
       if (n >= 0) return true;
-      if (errno != EINTR) return Fail("sendmsg");
+      if (errno != EINTR) return Fail(errno, "sendmsg");
     }
   }
 
-  // Reads one datagram, growing `buffer` first if the pending datagram is larger.
-  ssize_t ReceiveOne(Bytes& buffer) {
+  // Waits until the socket is readable (or has an error to report, which recv then reads).
+  bool WaitReadable() {
+    timespec deadline{};
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += state_->reply_timeout_ms / 1000;
+    deadline.tv_nsec += static_cast<long>(state_->reply_timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
     for (;;) {
-      ssize_t pending = recv(state_->fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_TRUNC);
+      pollfd fds[2] = {{state_->fd, POLLIN, 0}, {state_->wake_fd, POLLIN, 0}};
+      const int ready = poll(fds, 2, MillisecondsUntil(deadline));
+      if (ready < 0) {
+        if (errno == EINTR) continue;
+        return Fail(errno, "poll");
+      }
+      if (fds[0].revents != 0) return true;  // data first: a cancel never cuts off an answer
+      if (fds[1].revents != 0) return Fail(ECANCELED, "poll");
+      if (ready == 0 && MillisecondsUntil(deadline) == 0) return Fail(ETIMEDOUT, "poll");
+    }
+  }
+
+  // Replaces `buffer` by a larger one; the old one is wiped before it is freed.
+  static void Grow(Bytes& buffer, size_t size) {
+    Bytes larger(size);
+    Wipe(buffer);
+    buffer.swap(larger);
+  }
+
+  // Reads one datagram, growing `buffer` first if the pending datagram is larger. Returns its
+  // size, 0 if there was nothing to read after all, -1 on failure (errno_ set).
+  ssize_t ReceiveOne(Bytes& buffer) {
+    if (!WaitReadable()) return -1;
+    for (;;) {
+      // Zero-length peek: the kernel reports the datagram's full length (MSG_TRUNC) without
+      // copying any of it, so no reply bytes are left in a buffer that gets replaced.
+      ssize_t pending = recv(state_->fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
       if (pending < 0) {
         if (errno == EINTR) continue;
-        Fail("recvmsg");
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        Fail(errno, "recvmsg");
         return -1;
       }
-      if (static_cast<size_t>(pending) > buffer.size()) buffer.resize(static_cast<size_t>(pending));
-      ssize_t n = recv(state_->fd, buffer.data(), buffer.size(), 0);
+      if (static_cast<size_t>(pending) > buffer.size()) Grow(buffer, static_cast<size_t>(pending));
+      ssize_t n = recv(state_->fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EINTR) continue;
-        Fail("recvmsg");
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        Fail(errno, "recvmsg");
         return -1;
       }
       return n;
@@ -173,26 +303,30 @@ class ExchangeWorker : public Napi::AsyncWorker {
     size_t offset = 0;
     while (offset + sizeof(nlmsghdr) <= size) {
       const auto* header = reinterpret_cast<const nlmsghdr*>(buffer.data() + offset);
-      if (header->nlmsg_len < sizeof(nlmsghdr) || offset + header->nlmsg_len > size) break;
+      const size_t length = header->nlmsg_len;
+      if (length < sizeof(nlmsghdr) || length > size - offset) break;
       if (header->nlmsg_seq == seq) {
         ours = true;
         if (header->nlmsg_type == NLMSG_DONE) {
           *finished = true;
         } else if (header->nlmsg_type == NLMSG_ERROR) {
           *finished = true;
-          if (header->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
-            const int error = *reinterpret_cast<const int*>(NLMSG_DATA(header));
+          if (length >= NLMSG_LENGTH(sizeof(int))) {
+            int error = 0;
+            memcpy(&error, NLMSG_DATA(header), sizeof(error));
             if (error != 0) *rejected = true;
           }
         }
       }
-      offset += NLMSG_ALIGN(header->nlmsg_len);
+      offset += NLMSG_ALIGN(length);
     }
     return ours;
   }
 
+  ExchangeWorker* next_ = nullptr;  // in SocketState's waiting list
   Napi::Promise::Deferred deferred_;
-  std::shared_ptr<SocketState> state_;
+  Napi::ObjectReference owner_;
+  SocketState* state_;
   std::vector<Bytes> messages_;
   std::vector<Bytes> replies_;
   uint32_t completed_ = 0;
@@ -241,30 +375,54 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "NetlinkSocket",
                        {InstanceMethod<&NetlinkSocket::Exchange>("exchange"),
+                        InstanceMethod<&NetlinkSocket::Cancel>("cancel"),
                         InstanceMethod<&NetlinkSocket::Close>("close")});
   }
 
-  // new NetlinkSocket(protocol: number, receiveBufferBytes: number, netnsPath: string)
-  // ('' for the caller's own namespace)
+  // new NetlinkSocket(protocol: number, receiveBufferBytes: number, netnsPath: string,
+  //                   replyTimeoutMs: number)   ('' for the caller's own namespace)
   explicit NetlinkSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetlinkSocket>(info) {
     Napi::Env env = info.Env();
     const int protocol = info[0].As<Napi::Number>().Int32Value();
     const int receive_buffer = info[1].As<Napi::Number>().Int32Value();
     const std::string netns_path = info[2].As<Napi::String>().Utf8Value();
-    state_ = std::make_shared<SocketState>();
+    const int reply_timeout_ms = info[3].As<Napi::Number>().Int32Value();
+    state_ = new SocketState();
+    state_->reply_timeout_ms = reply_timeout_ms;
+    try {
+      Open(env, protocol, receive_buffer, netns_path);
+    } catch (...) {
+      Release(state_);  // closes whatever was opened
+      state_ = nullptr;
+      throw;
+    }
+  }
+
+  ~NetlinkSocket() override {
+    if (state_ == nullptr) return;
+    // Only the env's teardown can collect this object during an exchange (each exchange holds
+    // a reference to it); then the exchange keeps the state alive and the descriptors open.
+    state_->close_requested = true;
+    CloseWhenIdle(state_);
+    Release(state_);
+  }
+
+ private:
+  void Open(Napi::Env env, int protocol, int receive_buffer, const std::string& netns_path) {
     int failed_errno = 0;
     const char* failed_call = "";
-    int fd = SocketInNamespace(netns_path, protocol, &failed_errno, &failed_call);
-    if (fd < 0) throw ErrnoError(env, failed_errno, failed_call);
+    state_->fd = SocketInNamespace(netns_path, protocol, &failed_errno, &failed_call);
+    if (state_->fd < 0) throw ErrnoError(env, failed_errno, failed_call);
+    const int fd = state_->fd;
+    state_->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (state_->wake_fd < 0) throw ErrnoError(env, errno, "eventfd");
     const int one = 1;
     // Extended acks carry the kernel's own explanation of a rejection; capped acks keep an
     // error reply from echoing the whole request (which may hold keys) back to us.
     // NETLINK_CAP_ACK is required (Linux 4.3+): without it an error could echo keys back.
     setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
     if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one)) < 0) {
-      const int err = errno;
-      close(fd);
-      throw ErrnoError(env, err, "setsockopt");
+      throw ErrnoError(env, errno, "setsockopt");
     }
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof(receive_buffer)) < 0) {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
@@ -272,24 +430,10 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     sockaddr_nl local{};
     local.nl_family = AF_NETLINK;
     if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) < 0) {
-      const int err = errno;
-      close(fd);
-      throw ErrnoError(env, err, "bind");
-    }
-    state_->fd = fd;
-  }
-
-  ~NetlinkSocket() override {
-    // Garbage-collected without close(): close now, or when the last exchange (which shares
-    // `state_`) finishes.
-    state_->close_requested = true;
-    if (state_->fd >= 0 && state_->in_flight == 0) {
-      close(state_->fd);
-      state_->fd = -1;
+      throw ErrnoError(env, errno, "bind");
     }
   }
 
- private:
   // exchange(messages: Buffer[]): Promise<{ replies: Buffer[], completed: number }>
   Napi::Value Exchange(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -302,14 +446,10 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     try {
       for (uint32_t i = 0; i < array.Length(); i++) {
         Napi::Uint8Array view = array.Get(i).As<Napi::Uint8Array>();
+        // The one check this layer needs: that it can read the header (sequence number).
+        // Whether the kernel will answer the message is checked in TypeScript.
         if (view.ByteLength() < sizeof(nlmsghdr)) {
           throw Napi::TypeError::New(env, "netlink message shorter than its header");
-        }
-        const auto* header = reinterpret_cast<const nlmsghdr*>(view.Data());
-        // Every message must be answered (an ack or a dump's DONE): that is how an exchange
-        // knows a message is finished, and how no error is ever left unread.
-        if ((header->nlmsg_flags & NLM_F_ACK) == 0 && (header->nlmsg_flags & NLM_F_DUMP) != NLM_F_DUMP) {
-          throw Napi::TypeError::New(env, "netlink message without NLM_F_ACK or NLM_F_DUMP");
         }
         messages.emplace_back(view.Data(), view.Data() + view.ByteLength());
       }
@@ -317,24 +457,32 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
       for (Bytes& m : messages) Wipe(m);
       throw;
     }
-    auto* worker = new ExchangeWorker(env, state_, std::move(messages));
-    state_->in_flight++;
+    auto* worker = new ExchangeWorker(env, info.This().As<Napi::Object>(), state_, std::move(messages));
     Napi::Promise promise = worker->Promise();
-    worker->Queue();
+    worker->Start();
     return promise;
   }
 
-  // close(): idempotent; deferred until in-flight exchanges finish.
+  // cancel(): from now on, a wait for an answer that finds none ends at once (ECANCELED).
+  // Exchanges go on: the kernel queues a real answer before the wait begins.
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    Wake(state_);
+    return info.Env().Undefined();
+  }
+
+  // close(): idempotent. No new exchanges; those already handed over stop before their next
+  // message (ECANCELED) and stop waiting; the descriptors close when the last one finishes.
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    state_->close_requested = true;
-    if (state_->in_flight == 0 && state_->fd >= 0) {
-      close(state_->fd);
-      state_->fd = -1;
+    if (!state_->close_requested) {
+      state_->close_requested = true;
+      state_->stopping.store(true);
+      Wake(state_);
+      CloseWhenIdle(state_);
     }
     return info.Env().Undefined();
   }
 
-  std::shared_ptr<SocketState> state_;
+  SocketState* state_ = nullptr;
 };
 
 }  // namespace

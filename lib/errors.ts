@@ -1,14 +1,18 @@
 /**
- * The errors jitguard throws. There are two kinds, and every failure is one of them:
+ * The errors jitguard throws. Every failure is one of these:
  *
  * - {@link ValidationError}: an argument was rejected in TypeScript before anything reached
  *   the kernel. Nothing was changed.
- * - {@link WireGuardError}: the kernel (or a system call) refused. `code` is the errno name
- *   ('ENODEV', 'EPERM', 'EINVAL', …), `errno` its positive number, `syscall` the call that
- *   failed ('sendmsg', 'recvmsg', 'socket', or 'netlink' when the kernel answered with an
- *   NLMSG_ERROR), `kernelMessage` the kernel's extended-ack text when it gave one, and
- *   `interface` the device name. A missing interface is always `code === 'ENODEV'` (see
- *   {@link isNotFound}).
+ * - {@link SystemError}: the kernel or a system call refused. `code` is the errno name
+ *   ('ENODEV', 'EPERM', 'ETIMEDOUT', …) or a jitguard code ('ERR_JITGUARD_CLOSED'), `errno`
+ *   its positive number, `syscall` the call that failed, `interface` the device. It has two
+ *   kinds, one per part of the library:
+ *   - {@link WireGuardError} (netlink): `syscall` is 'sendmsg', 'recvmsg', 'poll', 'socket',
+ *     or 'netlink' when the kernel answered with an NLMSG_ERROR; adds `operation`,
+ *     `kernelMessage` (the kernel's extended-ack text) and `progress`;
+ *   - `CaptureError` (lib/capture/errors.ts, AF_PACKET).
+ *   A missing interface is always `code === 'ENODEV'`, whichever kind: {@link isNotFound}.
+ * - `NetlinkDecodeError` (lib/netlink/attributes.ts): a kernel reply that does not parse.
  *
  * Messages and fields never contain key material: keys are named by their position in the
  * call (`peers[3].publicKey`), never echoed.
@@ -48,35 +52,57 @@ export interface Progress {
   uncertainPeers: number;
 }
 
-export interface WireGuardErrorFields {
+export interface SystemErrorFields {
   code: string;
   errno?: number;
+  syscall?: string;
+  interface?: string;
+}
+
+/**
+ * The kernel or a system call refused: the shared base of {@link WireGuardError} and
+ * `CaptureError`, so one `instanceof` or one {@link isNotFound} covers both.
+ */
+export class SystemError extends Error {
+  override name = 'SystemError';
+  /** The errno name ('ENODEV', 'EPERM', …) or a jitguard code ('ERR_JITGUARD_CLOSED', …). */
+  readonly code: string;
+  /** Positive errno value, when a system call or the kernel gave one. */
+  readonly errno: number | undefined;
+  /** The failed call, when there was one. */
+  readonly syscall: string | undefined;
+  /** The interface concerned, when there is one. */
+  readonly interface: string | undefined;
+
+  constructor(message: string, fields: SystemErrorFields) {
+    super(message);
+    this.code = fields.code;
+    this.errno = fields.errno;
+    this.syscall = fields.syscall;
+    this.interface = fields.interface;
+  }
+}
+
+export interface WireGuardErrorFields extends SystemErrorFields {
   syscall: string;
   operation: string;
-  interface?: string;
   kernelMessage?: string;
   progress?: Progress;
 }
 
-export class WireGuardError extends Error {
+export class WireGuardError extends SystemError {
   override name = 'WireGuardError';
-  readonly code: string;
-  readonly errno: number | undefined;
-  readonly syscall: string;
+  /** 'netlink' when the kernel answered with an error, else the system call that failed. */
+  declare readonly syscall: string;
   /** The jitguard operation: 'getDevice', 'setDevice', 'createDevice', … */
   readonly operation: string;
-  readonly interface: string | undefined;
   readonly kernelMessage: string | undefined;
   /** Present on a multi-message `setDevice` that failed part-way. */
   readonly progress: Progress | undefined;
 
   constructor(message: string, fields: WireGuardErrorFields) {
-    super(message);
-    this.code = fields.code;
-    this.errno = fields.errno;
-    this.syscall = fields.syscall;
+    super(message, fields);
     this.operation = fields.operation;
-    this.interface = fields.interface;
     this.kernelMessage = fields.kernelMessage;
     this.progress = fields.progress;
   }
@@ -95,7 +121,10 @@ export class ValidationError extends TypeError {
   }
 }
 
-/** True for the documented "not found" condition: the interface does not exist. */
+/**
+ * True for the documented "not found" condition, the interface does not exist, from any
+ * part of the library (a {@link WireGuardError} or a `CaptureError`).
+ */
 export function isNotFound(error: unknown): boolean {
-  return error instanceof WireGuardError && error.code === 'ENODEV';
+  return error instanceof SystemError && error.code === 'ENODEV';
 }

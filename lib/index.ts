@@ -4,7 +4,8 @@
 export { WireGuard } from './wireguard/client.js';
 export type { WireGuardOptions } from './wireguard/client.js';
 export type { Device, DeviceConfig, Peer, PeerConfig } from './wireguard/types.js';
-export { WireGuardError, ValidationError, isNotFound } from './errors.js';
+export { SystemError, WireGuardError, ValidationError, isNotFound } from './errors.js';
+export { NetlinkDecodeError } from './netlink/attributes.js';
 export type { Progress } from './errors.js';
 export type { KeyInput, PrivateKeyInput } from './keys.js';
 export type { NetlinkTransport, ExchangeResult } from './netlink/transport.js';

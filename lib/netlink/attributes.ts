@@ -5,7 +5,15 @@
  */
 import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK } from './constants.js';
 
-export const align4 = (n: number): number => (n + 3) & ~3;
+/**
+ * `n` rounded up to a multiple of 4 (NLMSG_ALIGN / NLA_ALIGN), for any length a u32 can
+ * hold. Plain arithmetic: `(n + 3) & ~3` is a signed 32-bit operation in JavaScript, which
+ * turns 0x80000000 negative and wraps 0xfffffffd to 0.
+ */
+export function align4(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`align4: expected a length from 0 to 2^32-1, got ${n}`);
+  return n + ((4 - (n % 4)) % 4);
+}
 
 /** Appends netlink messages and attributes to a single buffer, growing it as needed. */
 export class MessageWriter {
@@ -155,8 +163,36 @@ export function readString(value: Buffer): string {
   return value.toString('utf8', 0, end === -1 ? value.length : end);
 }
 
-/** A reply the kernel sent that does not parse; indicates a bug or an incompatible kernel. */
+/** What a decode error is about, when known (the call that received the reply). */
+export interface DecodeContext {
+  operation?: string;
+  interface?: string;
+}
+
+/**
+ * A reply from the kernel that does not parse: a message or attribute whose length does not
+ * fit, or an attribute whose length or value breaks the kernel's own policy for it. It means
+ * a kernel bug, an incompatible kernel, or a transport that delivers damaged bytes. Every
+ * decoding failure of a netlink reply is this class; the message names offsets, types and
+ * lengths, never attribute contents (they may be keys).
+ */
 export class NetlinkDecodeError extends Error {
   override name = 'NetlinkDecodeError';
   readonly code = 'ERR_JITGUARD_NETLINK_DECODE';
+  /** The jitguard operation whose reply this was ('getDevice', …), when known. */
+  readonly operation: string | undefined;
+  readonly interface: string | undefined;
+
+  constructor(message: string, context: DecodeContext = {}) {
+    super(message);
+    this.operation = context.operation;
+    this.interface = context.interface;
+  }
+
+  /** The same error, with the operation it happened in named in front. */
+  static inContext(error: NetlinkDecodeError, context: DecodeContext): NetlinkDecodeError {
+    if (error.operation !== undefined || context.operation === undefined) return error;
+    const subject = context.interface === undefined ? context.operation : `${context.operation} ${context.interface}`;
+    return new NetlinkDecodeError(`${subject}: the kernel's reply does not parse: ${error.message}`, context);
+  }
 }

@@ -4,8 +4,10 @@
  */
 import { WireGuardError, errnoName } from '../errors.js';
 import type { Progress } from '../errors.js';
+import { NetlinkDecodeError } from './attributes.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR } from './constants.js';
 import { decodeAck, decodeDone, messagesIn, sequenceOf, setSequence } from './message.js';
+import { checkRequests } from './request.js';
 import type { NetlinkMessage } from './message.js';
 import type { NetlinkTransport } from './transport.js';
 
@@ -31,16 +33,21 @@ export interface RequestResult {
 export class NetlinkConnection {
   private sequence = Math.floor(Math.random() * 0x7fffffff);
   private queue: Promise<unknown> = Promise.resolve();
-  private closing = false;
+  private closing: Promise<void> | undefined;
+  private cancelled = false;
   private transport: NetlinkTransport | undefined;
 
-  /** `open` creates the socket: lazily, and again after a failed exchange. */
-  constructor(private readonly open: () => NetlinkTransport) {}
+  /**
+   * `open` creates the socket: lazily, and again after a failed exchange. `protocol` is its
+   * netlink protocol (NETLINK_GENERIC, NETLINK_ROUTE), which decides what the kernel answers.
+   */
+  constructor(private readonly open: () => NetlinkTransport, private readonly protocol: number) {}
 
   /**
    * Sends `messages` (their sequence numbers are assigned here) and returns the kernel's
    * data replies. Concurrent calls are queued: a netlink socket answers one request at a
-   * time, and queueing here keeps waiting callers off the thread pool.
+   * time, and queueing here keeps waiting callers off the thread pool. A message the kernel
+   * would not answer is refused first (ValidationError), and nothing is sent.
    */
   request(messages: Buffer[], context: RequestContext): Promise<RequestResult> {
     if (this.closing) {
@@ -48,12 +55,20 @@ export class NetlinkConnection {
         code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: context.operation, interface: context.interface,
       }));
     }
+    try {
+      checkRequests(messages, this.protocol);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const run = async (): Promise<RequestResult> => {
       for (const message of messages) {
         this.sequence = (this.sequence + 1) >>> 0;
         setSequence(message, this.sequence);
       }
-      this.transport ??= this.open();
+      if (!this.transport) {
+        this.transport = this.open();
+        if (this.cancelled) this.transport.cancel?.();
+      }
       let result;
       try {
         result = await this.transport.exchange(messages);
@@ -67,7 +82,7 @@ export class NetlinkConnection {
         return { ...interpret(messages, result.replies, result.completed, context), datagrams: result.replies };
       } catch (error) {
         for (const datagram of result.replies) datagram.fill(0);
-        throw error;
+        throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
       }
     };
     const next = this.queue.then(run, run);
@@ -75,14 +90,23 @@ export class NetlinkConnection {
     return next;
   }
 
-  /** Refuses new requests; the socket closes once the queued ones have finished. */
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
-    void this.queue.then(() => {
+  /**
+   * Requests go on, but from now on a wait for an answer that has not come ends at once
+   * (ECANCELED): a lost answer cannot hold up closing. A kernel that answers has answered
+   * by the time the wait begins, so no real answer is cut off.
+   */
+  cancelWaits(): void {
+    this.cancelled = true;
+    this.transport?.cancel?.();
+  }
+
+  /** Refuses new requests; resolves once the queued ones have finished and the socket is closed. */
+  close(): Promise<void> {
+    this.closing ??= this.queue.then(() => {
       this.transport?.close();
       this.transport = undefined;
     });
+    return this.closing;
   }
 }
 
@@ -139,11 +163,18 @@ function fromKernelError(
   });
 }
 
+function systemCallReason(code: string, syscall: string | undefined): string {
+  if (code === 'EPERM' || code === 'EACCES') return explanations.EPERM!;
+  if (code === 'ETIMEDOUT') return 'no answer from the kernel within the reply timeout (replyTimeoutMs); the socket is replaced';
+  if (code === 'ECANCELED') return 'the wait for the kernel\'s answer was cancelled: the instance is closing';
+  return `${syscall} failed with ${code}`;
+}
+
 function fromSystemCallError(error: unknown, total: number, context: RequestContext): unknown {
   const e = error as { errno?: number; syscall?: string; completed?: number; code?: string };
   if (typeof e?.errno !== 'number') return error;
   const code = e.code ?? errnoName(e.errno);
-  const reason = code === 'EPERM' || code === 'EACCES' ? explanations.EPERM : `${e.syscall} failed with ${code}`;
+  const reason = systemCallReason(code, e.syscall);
   return new WireGuardError(`${subjectOf(context)}: ${reason}`, {
     code,
     errno: e.errno,

@@ -9,6 +9,8 @@ export const NLA_HDRLEN = 4;
 export const NLMSG_NOOP = 1;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
+/** Types below this are control messages, which the kernel never hands to a protocol. */
+export const NLMSG_MIN_TYPE = 0x10;
 
 export const NLM_F_REQUEST = 0x01;
 export const NLM_F_MULTI = 0x02;
@@ -17,6 +19,7 @@ export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;
 export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
+export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 /** On an NLMSG_ERROR: the echoed request was capped to its header (NETLINK_CAP_ACK). */

@@ -1,5 +1,7 @@
 /** Netlink message headers: writing a request's header, walking a reply datagram. */
-import { NetlinkDecodeError, attributes, readString } from './attributes.js';
+import { NetlinkDecodeError, readString } from './attributes.js';
+import { policed } from './policy.js';
+import type { AttributePolicy } from './policy.js';
 import {
   NLMSGERR_ATTR_MSG,
   NLMSGERR_ATTR_OFFS,
@@ -75,10 +77,18 @@ export function decodeDone(message: NetlinkMessage): NetlinkAck {
   return ack;
 }
 
+const EXTENDED_ACK_POLICY: AttributePolicy = {
+  name: 'NLMSGERR_ATTR',
+  rules: {
+    [NLMSGERR_ATTR_MSG]: { kind: 'string', max: 0xffff },
+    [NLMSGERR_ATTR_OFFS]: { kind: 'u32' },
+  },
+};
+
 function readAckAttributes(data: Buffer, ack: NetlinkAck): void {
-  for (const attr of attributes(data)) {
+  for (const attr of policed(data, EXTENDED_ACK_POLICY)) {
     if (attr.type === NLMSGERR_ATTR_MSG) ack.kernelMessage = readString(attr.value);
-    else if (attr.type === NLMSGERR_ATTR_OFFS && attr.value.length >= 4) ack.offset = attr.value.readUInt32LE(0);
+    else if (attr.type === NLMSGERR_ATTR_OFFS) ack.offset = attr.value.readUInt32LE(0);
   }
 }
 
@@ -88,8 +98,12 @@ export function decodeAck(message: NetlinkMessage): NetlinkAck {
   const error = payload.readInt32LE(0);
   const ack: NetlinkAck = { errno: -error };
   if ((message.flags & NLM_F_ACK_TLVS) === 0) return ack;
-  // The echoed request: only its header when capped, else the whole original message.
-  const echoedLength = (message.flags & NLM_F_CAPPED) !== 0 ? NLMSG_HDRLEN : align4(payload.readUInt32LE(4));
-  readAckAttributes(payload.subarray(4 + echoedLength), ack);
+  // The echoed request: only its header when capped, else the whole original message, whose
+  // length field is the kernel's word only as far as this payload reaches.
+  const echoed = (message.flags & NLM_F_CAPPED) !== 0 ? NLMSG_HDRLEN : payload.readUInt32LE(4);
+  if (echoed < NLMSG_HDRLEN || echoed > payload.length - 4) {
+    throw new NetlinkDecodeError(`NLMSG_ERROR echoes a request of ${echoed} bytes in a payload of ${payload.length}`);
+  }
+  readAckAttributes(payload.subarray(Math.min(payload.length, 4 + align4(echoed))), ack);
   return ack;
 }

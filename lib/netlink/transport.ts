@@ -3,6 +3,8 @@
  * each message and reads until the kernel has finished with it, off the event loop; unit
  * tests substitute a transport that replays recorded kernel replies.
  */
+import { ValidationError } from '../errors.js';
+import { describe } from '../describe.js';
 import { loadBinding } from '../native/binding.js';
 
 export interface ExchangeResult {
@@ -19,16 +21,24 @@ export interface NetlinkTransport {
    * A failing system call rejects with an Error carrying `errno`, `syscall` and `completed`.
    */
   exchange(messages: Buffer[]): Promise<ExchangeResult>;
+  /**
+   * Optional. From now on, a wait for an answer that has not come ends at once, failing the
+   * exchange with errno ECANCELED (syscall 'poll'); answers that have come are still read.
+   * `WireGuard.close()` calls it so that a lost answer cannot hold up closing.
+   */
+  cancel?(): void;
+  /** No new exchanges; the connection calls it once none is in flight. */
   close(): void;
 }
 
 interface NativeNetlinkSocket {
   exchange(messages: Buffer[]): Promise<ExchangeResult>;
+  cancel(): void;
   close(): void;
 }
 
 interface NetlinkBinding {
-  NetlinkSocket: new (protocol: number, receiveBufferBytes: number, netnsPath: string) => NativeNetlinkSocket;
+  NetlinkSocket: new (protocol: number, receiveBufferBytes: number, netnsPath: string, replyTimeoutMs: number) => NativeNetlinkSocket;
 }
 
 /**
@@ -38,22 +48,78 @@ interface NetlinkBinding {
 const RECEIVE_BUFFER_BYTES = 1 << 20;
 
 /**
+ * How long one wait for the kernel's answer may last. The kernel does a request's work inside
+ * sendmsg() (and a dump's inside the recvmsg() that drains it) and queues the answer before
+ * the call returns, so a kernel that answers has answered when the wait begins: this bounds
+ * only a lost answer, never the kernel's work (a SET of 100,000 peers does not come near it).
+ */
+export const DEFAULT_REPLY_TIMEOUT_MS = 10_000;
+
+/** The longest reply timeout accepted (poll() takes an int of milliseconds; an hour is plenty). */
+export const MAX_REPLY_TIMEOUT_MS = 3_600_000;
+
+/** Returns `value` if it is a valid reply timeout: an integer from 1 to MAX_REPLY_TIMEOUT_MS. */
+export function validateReplyTimeout(value: unknown, path: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_REPLY_TIMEOUT_MS) {
+    throw new ValidationError(path, `expected an integer number of milliseconds from 1 to ${MAX_REPLY_TIMEOUT_MS}, got ${typeof value === 'number' ? value : describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Sockets not yet closed, stopped when the process exits. Weakly held: a socket nobody
+ * references is collected as before (one with an exchange in flight is kept alive by it).
+ */
+const openSockets = new Set<WeakRef<NativeNetlinkSocket>>();
+const forgetCollected = new FinalizationRegistry<WeakRef<NativeNetlinkSocket>>((ref) => openSockets.delete(ref));
+let exitHookInstalled = false;
+
+/**
+ * process.exit() joins the libuv pool threads before the process ends, so a thread waiting
+ * for an answer would hold the exit up to its timeout; closing the sockets ends the waits.
+ * (A Worker's or a normal teardown is covered in the addon, by an env cleanup hook.)
+ */
+function stopAllOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const ref of openSockets) ref.deref()?.close();
+    openSockets.clear();
+  });
+}
+
+/**
  * A kernel netlink socket of the given protocol (NETLINK_GENERIC, NETLINK_ROUTE), created in
  * the network namespace at `netnsPath` when given (it stays bound to it for its life).
+ * Exchanges on one socket run one at a time, in call order, each on one pool thread.
+ * A wait for an answer longer than `replyTimeoutMs` fails the exchange with errno ETIMEDOUT
+ * (syscall 'poll'); the socket may then receive the late answer, so replace it.
  */
 export class NativeTransport implements NetlinkTransport {
   private readonly socket: NativeNetlinkSocket;
+  private readonly registered: WeakRef<NativeNetlinkSocket>;
 
-  constructor(protocol: number, netnsPath = '') {
+  constructor(protocol: number, netnsPath = '', replyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS) {
+    validateReplyTimeout(replyTimeoutMs, 'replyTimeoutMs');
     const { NetlinkSocket } = loadBinding<NetlinkBinding>();
-    this.socket = new NetlinkSocket(protocol, RECEIVE_BUFFER_BYTES, netnsPath);
+    this.socket = new NetlinkSocket(protocol, RECEIVE_BUFFER_BYTES, netnsPath, replyTimeoutMs);
+    this.registered = new WeakRef(this.socket);
+    openSockets.add(this.registered);
+    forgetCollected.register(this.socket, this.registered, this.registered);
+    stopAllOnExit();
   }
 
   exchange(messages: Buffer[]): Promise<ExchangeResult> {
     return this.socket.exchange(messages);
   }
 
+  cancel(): void {
+    this.socket.cancel();
+  }
+
   close(): void {
+    openSockets.delete(this.registered);
+    forgetCollected.unregister(this.registered);
     this.socket.close();
   }
 }

@@ -1,5 +1,7 @@
 /** rtnetlink link messages: create a WireGuard interface, delete one, list them. */
-import { MessageWriter, attributes, readString } from '../netlink/attributes.js';
+import { MessageWriter, NetlinkDecodeError, readString } from '../netlink/attributes.js';
+import { policed } from '../netlink/policy.js';
+import type { AttributePolicy } from '../netlink/policy.js';
 import {
   IFINFOMSG_LEN,
   IFLA_IFNAME,
@@ -50,15 +52,31 @@ export interface LinkSummary {
   kind: string | undefined;
 }
 
+/** The attributes read here, with rtnetlink's policy for them (ifla_policy, ifla_info_policy). */
+const LINK_POLICY: AttributePolicy = {
+  name: 'IFLA',
+  rules: {
+    [IFLA_IFNAME]: { kind: 'string', max: 16 }, // IFNAMSIZ, NUL included
+    [IFLA_LINKINFO]: { kind: 'nested' },
+  },
+};
+const LINK_INFO_POLICY: AttributePolicy = {
+  name: 'IFLA_INFO',
+  rules: { [IFLA_INFO_KIND]: { kind: 'string', max: 0xffff } },
+};
+
 export function decodeLinks(messages: NetlinkMessage[]): LinkSummary[] {
   const links: LinkSummary[] = [];
   for (const message of messages) {
     if (message.type !== RTM_NEWLINK) continue;
+    if (message.payload.length < IFINFOMSG_LEN) {
+      throw new NetlinkDecodeError(`RTM_NEWLINK of ${message.payload.length} bytes has no ifinfomsg`);
+    }
     const link: LinkSummary = { name: '', ifindex: message.payload.readInt32LE(4), kind: undefined };
-    for (const attr of attributes(message.payload.subarray(IFINFOMSG_LEN))) {
+    for (const attr of policed(message.payload.subarray(IFINFOMSG_LEN), LINK_POLICY)) {
       if (attr.type === IFLA_IFNAME) link.name = readString(attr.value);
       else if (attr.type === IFLA_LINKINFO) {
-        for (const info of attributes(attr.value)) {
+        for (const info of policed(attr.value, LINK_INFO_POLICY)) {
           if (info.type === IFLA_INFO_KIND) link.kind = readString(info.value);
         }
       }

@@ -10,14 +10,14 @@ import { ValidationError, WireGuardError, errnoName } from '../errors.js';
 import type { Progress } from '../errors.js';
 import { KEY_LENGTH, decodeKey, derivePublicKey, describe, privateKeyObject } from '../keys.js';
 import type { KeyInput } from '../keys.js';
-import { MessageWriter } from '../netlink/attributes.js';
+import { MessageWriter, NetlinkDecodeError } from '../netlink/attributes.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST } from '../netlink/constants.js';
 import { NetlinkConnection } from '../netlink/connection.js';
 import type { RequestContext } from '../netlink/connection.js';
 import { beginGenlMessage, resolveFamily } from '../netlink/genl.js';
 import { endMessage } from '../netlink/message.js';
 import type { NetlinkMessage } from '../netlink/message.js';
-import { NativeTransport } from '../netlink/transport.js';
+import { DEFAULT_REPLY_TIMEOUT_MS, NativeTransport, validateReplyTimeout } from '../netlink/transport.js';
 import type { NetlinkTransport } from '../netlink/transport.js';
 import { decodeLinks, encodeCreateLink, encodeDeleteLink, encodeListLinks } from '../rtnetlink/link.js';
 import { decodeDevice } from './decode.js';
@@ -42,9 +42,20 @@ export interface WireGuardOptions {
   netns?: string;
   /** Upper bound on one SET_DEVICE message (default 32 KiB). */
   maxMessageBytes?: number;
-  /** How many times a dump interrupted by a concurrent change is retried (default 8). */
+  /** How many times a dump interrupted by a concurrent change is tried, 1 to 1000 (default 8). */
   maxDumpAttempts?: number;
+  /**
+   * How long one wait for the kernel's answer may last, in milliseconds (default 10,000;
+   * 1 to 3,600,000). Per wait, not per call, and it never counts the kernel's work: the kernel
+   * applies a message inside sendmsg() and queues its answer before that returns, so this
+   * bounds only an answer that never comes. A call whose wait times out fails with
+   * `ETIMEDOUT`, and the socket is replaced on the next call.
+   */
+  replyTimeoutMs?: number;
 }
+
+/** Upper bound on `maxDumpAttempts`: a dump that races changes this often will not settle. */
+const MAX_DUMP_ATTEMPTS = 1000;
 
 export class WireGuard {
   private genericConnection: NetlinkConnection | undefined;
@@ -53,38 +64,49 @@ export class WireGuard {
   private readonly options: WireGuardOptions;
   private readonly maxMessageBytes: number;
   private readonly maxDumpAttempts: number;
+  private readonly replyTimeoutMs: number;
   /** Interface name → its public key (null: no private key), as last seen or set here. */
   private readonly ownPublicKeys = new Map<string, Uint8Array | null>();
-  private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(options: WireGuardOptions = {}) {
     this.options = options;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxDumpAttempts = options.maxDumpAttempts ?? 8;
+    this.replyTimeoutMs = validateReplyTimeout(options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS, 'options.replyTimeoutMs');
     if (options.netns !== undefined && (typeof options.netns !== 'string' || options.netns === '')) {
       throw new ValidationError('options.netns', 'expected a path such as /run/netns/NAME');
     }
     if (!Number.isInteger(this.maxMessageBytes) || this.maxMessageBytes < 512 || this.maxMessageBytes > 60000) {
       throw new ValidationError('options.maxMessageBytes', `expected an integer from 512 to 60000, got ${this.maxMessageBytes}`);
     }
+    if (!Number.isInteger(this.maxDumpAttempts) || this.maxDumpAttempts < 1 || this.maxDumpAttempts > MAX_DUMP_ATTEMPTS) {
+      throw new ValidationError('options.maxDumpAttempts', `expected an integer from 1 to ${MAX_DUMP_ATTEMPTS}, got ${typeof this.maxDumpAttempts === 'number' ? this.maxDumpAttempts : describe(this.maxDumpAttempts)}`);
+    }
   }
 
   private get generic(): NetlinkConnection {
     const given = this.options.transports?.generic;
-    this.genericConnection ??= new NetlinkConnection(() => given ?? this.openSocket(NETLINK_GENERIC, 'open'));
+    if (!this.genericConnection) {
+      this.genericConnection = new NetlinkConnection(() => given ?? this.openSocket(NETLINK_GENERIC, 'open'), NETLINK_GENERIC);
+      if (this.closing) this.genericConnection.cancelWaits(); // first used by a call made before close()
+    }
     return this.genericConnection;
   }
 
   private get route(): NetlinkConnection {
     const given = this.options.transports?.route;
-    this.routeConnection ??= new NetlinkConnection(() => given ?? this.openSocket(NETLINK_ROUTE, 'open'));
+    if (!this.routeConnection) {
+      this.routeConnection = new NetlinkConnection(() => given ?? this.openSocket(NETLINK_ROUTE, 'open'), NETLINK_ROUTE);
+      if (this.closing) this.routeConnection.cancelWaits(); // first used by a call made before close()
+    }
     return this.routeConnection;
   }
 
   /** Runs one public operation: refused after close(), and awaited by close() before the sockets go. */
   private operation<T>(name: string, body: () => Promise<T>): Promise<T> {
-    if (this.closed) {
+    if (this.closing) {
       return Promise.reject(new WireGuardError(`${name}: the WireGuard instance is closed`, {
         code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: name,
       }));
@@ -98,14 +120,18 @@ export class WireGuard {
 
   private openSocket(protocol: number, operation: string): NetlinkTransport {
     try {
-      return new NativeTransport(protocol, this.options.netns ?? '');
+      const transport = new NativeTransport(protocol, this.options.netns ?? '', this.replyTimeoutMs);
+      // close() may have been called while this socket was being opened for a call made before.
+      if (this.closing) transport.cancel();
+      return transport;
     } catch (error) {
       const e = error as { errno?: number; code?: string; syscall?: string };
       if (typeof e?.errno !== 'number') throw error;
+      const code = e.code ?? errnoName(e.errno);
       const where = this.options.netns ? ` in network namespace ${this.options.netns}` : '';
-      const hint = e.syscall === 'setns' && e.code === 'EPERM' ? ' (entering a namespace needs CAP_SYS_ADMIN)' : '';
-      throw new WireGuardError(`${operation}: cannot open a netlink socket${where}: ${e.syscall} failed with ${e.code}${hint}`, {
-        code: e.code ?? errnoName(e.errno), errno: e.errno, syscall: e.syscall ?? 'socket', operation,
+      const hint = e.syscall === 'setns' && code === 'EPERM' ? ' (entering a namespace needs CAP_SYS_ADMIN)' : '';
+      throw new WireGuardError(`${operation}: cannot open a netlink socket${where}: ${e.syscall} failed with ${code}${hint}`, {
+        code, errno: e.errno, syscall: e.syscall ?? 'socket', operation,
       });
     }
   }
@@ -139,6 +165,8 @@ export class WireGuard {
       const { messages, interrupted, datagrams } = await connection.request([request()], context);
       try {
         if (!interrupted) return decode(messages);
+      } catch (error) {
+        throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
       } finally {
         for (const datagram of datagrams) datagram.fill(0);
       }
@@ -281,14 +309,21 @@ export class WireGuard {
     });
   }
 
-  /** Closes the sockets. Calls already made finish first; later calls fail with ERR_JITGUARD_CLOSED. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes the sockets; resolves once they are closed (it never rejects, so it may be called
+   * without `await`; calling it again returns the same Promise). Later calls fail with
+   * ERR_JITGUARD_CLOSED. Calls already made finish first, except that a wait for an answer
+   * the kernel has not sent ends at once with ECANCELED (a kernel that answers has answered
+   * by then, so no real answer is cut off).
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    const connections = () => [this.genericConnection, this.routeConnection].filter((c) => c !== undefined);
+    for (const connection of connections()) connection.cancelWaits();
     const settled = [...this.inFlight].map((p) => p.catch(() => undefined));
-    void Promise.all(settled).then(() => {
-      this.genericConnection?.close();
-      this.routeConnection?.close();
-    });
+    this.closing = Promise.all(settled)
+      .then(() => Promise.all(connections().map((c) => c.close())))
+      .then(() => undefined, () => undefined);
+    return this.closing;
   }
 }

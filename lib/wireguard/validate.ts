@@ -58,6 +58,30 @@ function optionalInteger(value: unknown, path: string, min: number, max: number)
   return value;
 }
 
+/** The fields of a peer after its keys: endpoint, keepalive, allowed IPs. */
+function validatePeerRest(p: PeerConfig, path: string, normalized: NormalizedPeer): void {
+  if (p.endpoint !== undefined) {
+    if (typeof p.endpoint !== 'string') throw new ValidationError(`${path}.endpoint`, `expected "ip:port", got ${describe(p.endpoint)}`);
+    const endpoint = parseEndpoint(p.endpoint);
+    if (typeof endpoint === 'string') throw new ValidationError(`${path}.endpoint`, endpoint);
+    normalized.endpoint = endpoint;
+  }
+  normalized.persistentKeepalive = optionalInteger(p.persistentKeepalive, `${path}.persistentKeepalive`, 0, 65535);
+  if (p.allowedIps !== undefined) {
+    if (!Array.isArray(p.allowedIps)) {
+      throw new ValidationError(`${path}.allowedIps`, `expected an array of CIDR strings, got ${describe(p.allowedIps)}`);
+    }
+    normalized.allowedIps = p.allowedIps.map((text, i) => {
+      const where = `${path}.allowedIps[${i}]`;
+      if (typeof text !== 'string') throw new ValidationError(where, `expected a CIDR string, got ${describe(text)}`);
+      const prefix = parsePrefix(text);
+      if (typeof prefix === 'string') throw new ValidationError(where, `${prefix}, got "${text}"`);
+      maskHostBits(prefix.bytes, prefix.length);
+      return prefix;
+    });
+  }
+}
+
 function validatePeer(peer: unknown, path: string): NormalizedPeer {
   if (typeof peer !== 'object' || peer === null || Array.isArray(peer)) {
     throw new ValidationError(path, `expected a peer object, got ${describe(peer)}`);
@@ -80,25 +104,12 @@ function validatePeer(peer: unknown, path: string): NormalizedPeer {
   if (p.presharedKey !== undefined) {
     normalized.presharedKey = p.presharedKey === null ? null : decodeKey(p.presharedKey, `${path}.presharedKey`);
   }
-  if (p.endpoint !== undefined) {
-    if (typeof p.endpoint !== 'string') throw new ValidationError(`${path}.endpoint`, `expected "ip:port", got ${describe(p.endpoint)}`);
-    const endpoint = parseEndpoint(p.endpoint);
-    if (typeof endpoint === 'string') throw new ValidationError(`${path}.endpoint`, endpoint);
-    normalized.endpoint = endpoint;
-  }
-  normalized.persistentKeepalive = optionalInteger(p.persistentKeepalive, `${path}.persistentKeepalive`, 0, 65535);
-  if (p.allowedIps !== undefined) {
-    if (!Array.isArray(p.allowedIps)) {
-      throw new ValidationError(`${path}.allowedIps`, `expected an array of CIDR strings, got ${describe(p.allowedIps)}`);
-    }
-    normalized.allowedIps = p.allowedIps.map((text, i) => {
-      const where = `${path}.allowedIps[${i}]`;
-      if (typeof text !== 'string') throw new ValidationError(where, `expected a CIDR string, got ${describe(text)}`);
-      const prefix = parsePrefix(text);
-      if (typeof prefix === 'string') throw new ValidationError(where, `${prefix}, got "${text}"`);
-      maskHostBits(prefix.bytes, prefix.length);
-      return prefix;
-    });
+  try {
+    validatePeerRest(p, path, normalized);
+  } catch (error) {
+    // The peer never reaches the config (and so `wipeConfig`): wipe its decoded key here.
+    normalized.presharedKey?.fill(0);
+    throw error;
   }
   return normalized;
 }
@@ -131,11 +142,11 @@ export function validateConfig(config: unknown, devicePublicKey: Uint8Array | nu
       c.peers.forEach((peer, i) => {
         const path = `config.peers[${i}]`;
         const normalizedPeer = validatePeer(peer, path);
+        normalized.peers.push(normalizedPeer); // before any further check, so a failure wipes it
         const key = bytesKey(normalizedPeer.publicKey);
         const first = seen.get(key);
         if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
         seen.set(key, i);
-        normalized.peers.push(normalizedPeer);
       });
       rejectOwnKeyPeer(normalized, ownPublicKey);
       rejectSharedPrefixes(normalized);
