@@ -1,0 +1,432 @@
+/**
+ * `Gateway`: a WireGuard interface that starts empty, learns each client from its first
+ * handshake initiation, installs it in the initiator role so the kernel handshakes back at once,
+ * and keeps the kernel nearly empty while the store holds every peer.
+ *
+ * This class only wires the stages of this folder together and turns their outcomes into events
+ * and metrics; each decision lives in its stage's module:
+ *
+ *   capture ─▶ rate-limit ─▶ verify ─▶ replay ─▶ lookup ─▶ install ─▶ settle      (pipeline.ts)
+ *                                                 store, resolver      evict (scan), push, reconcile
+ */
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { ValidationError } from '../errors.js';
+import { describe } from '../keys.js';
+import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiation } from '../capture/capture.js';
+import { Responder } from '../noise/responder.js';
+import { SeenInitiations } from '../noise/seen-initiations.js';
+import { isInitiationShape } from '../protocol/initiation.js';
+import { WireGuard } from '../wireguard/client.js';
+import { ActivityTable, type EvictionDecision } from './evict.js';
+import { EvictionScan } from './eviction-scan.js';
+import { GatewayError } from './errors.js';
+import { errorCode, Installer } from './install.js';
+import { SharedDump } from './kernel.js';
+import { PeerLookup } from './lookup.js';
+import { GatewayMetrics, type GatewayStats } from './metrics.js';
+import { integerOption, secondsOption } from './options.js';
+import { handleKnock, type Knock, type KnockOutcome, type Stages } from './pipeline.js';
+import { PushPath } from './push.js';
+import { SourceRateLimit, type SourceRateLimitOptions } from './rate-limit.js';
+import { planReconcile, type BulkStore } from './reconcile.js';
+import { ReplayGuard } from './replay.js';
+import { Settler } from './settle.js';
+import { Verifier } from './verify.js';
+import type { Address, EvictedEvent, InstalledEvent, RejectedEvent, Resolver, ResolvedPeer, StoredPeer, Store } from './types.js';
+
+/** The WireGuard calls a gateway makes; a `WireGuard` has them all. */
+export type GatewayKernel = Pick<WireGuard, 'getDevice' | 'setDevice' | 'removePeers' | 'getPrivateKey'>;
+
+export interface GatewayOptions {
+  /** An existing WireGuard interface with a private key and a listen port. */
+  interface: string;
+  /** Every peer's configuration and every key's last timestamp. The gateway owns it: `stop()` closes it. */
+  store: Store;
+  /** The control plane, asked for keys the store does not know (or holds stale); see `httpResolver`. */
+  resolve?: Resolver;
+  /** Seconds without received data or a handshake before a peer leaves the kernel (default 600; see the README on why well above 180). */
+  idleTimeout?: number;
+  /** Seconds between eviction scans (default 30). */
+  evictInterval?: number;
+  /** Seconds an installed peer may take to complete its first handshake (default 30). */
+  handshakeGrace?: number;
+  /** Seconds a resolver answer is used without asking again (default 600). */
+  cacheTtl?: number;
+  /** Seconds an unknown key is not asked again (default 60). */
+  negativeTtl?: number;
+  /** Seconds a failed lookup is not retried (default 5). */
+  failureTtl?: number;
+  /** Resolver requests in flight at once (default 32). */
+  maxConcurrentLookups?: number;
+  /** Lookups waiting for a resolver slot (default 1024); beyond: rejected `overloaded`. */
+  maxQueuedLookups?: number;
+  /** Installs of one key per minute (default 6). */
+  maxInstallsPerKey?: number;
+  /** Per-source limit before any crypto (default 20/s, burst 5, as the kernel). */
+  rateLimit?: SourceRateLimitOptions;
+  /** Initiations remembered to refuse replays before any DH (default 65,536). */
+  seenInitiations?: number;
+  /** Peers per eviction `removePeers` call (default 256). */
+  evictBatch?: number;
+  /**
+   * Where to sniff initiations: `HandshakeCapture` options (default: every interface, ports =
+   * the interface's listen port, `linkDown: 'wait'`), or `false` for none (initiations then come
+   * only through `inject`, e.g. from a WebSocket relay).
+   */
+  capture?: Omit<HandshakeCaptureOptions, 'filter'> | false;
+  /** Manage an interface in another network namespace (also where the capture runs). */
+  netns?: string;
+  /** Use this `WireGuard` (or a fake) instead of opening one; it is not closed by `stop()`. */
+  wireguard?: GatewayKernel;
+}
+
+export interface GatewayEvents {
+  installed: [InstalledEvent];
+  rejected: [RejectedEvent];
+  evicted: [EvictedEvent];
+  /** The gateway survived it unless `fatal` is true (then it has stopped). */
+  error: [GatewayError];
+  /** Reconciled and listening. */
+  ready: [];
+}
+
+type GatewayState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Gateway extends EventEmitter<GatewayEvents> {
+  readonly interface: string;
+  private readonly options: GatewayOptions;
+  private readonly store: Store;
+  private readonly idleTimeoutMs: number;
+  private readonly evictIntervalMs: number;
+  private readonly handshakeGraceMs: number;
+  private readonly ownsKernel: boolean;
+  private readonly kernel: GatewayKernel;
+  private readonly dump: SharedDump;
+  private readonly table: ActivityTable;
+  private readonly lookup: PeerLookup;
+  private readonly installer: Installer;
+  private readonly settler: Settler;
+  private readonly scanner: EvictionScan;
+  private readonly pushPath: PushPath;
+  private readonly rateLimit: SourceRateLimit;
+  private readonly seen: SeenInitiations;
+  private readonly replay: ReplayGuard;
+  private readonly metricsState: GatewayMetrics;
+  private stages: Stages | null = null;
+  private capture: HandshakeCapture | null = null;
+  private evictTimer: NodeJS.Timeout | null = null;
+  private readonly knocks = new Set<Promise<void>>();
+  private state: GatewayState = 'new';
+  private publicKeyValue: string | null = null;
+  private listenPortValue = 0;
+
+  constructor(options: GatewayOptions) {
+    super();
+    if (typeof options !== 'object' || options === null) throw new ValidationError('options', `expected an object, got ${describe(options)}`);
+    if (typeof options.interface !== 'string' || options.interface === '') throw new ValidationError('options.interface', 'expected an interface name');
+    if (typeof options.store !== 'object' || options.store === null || typeof options.store.getPeer !== 'function') {
+      throw new ValidationError('options.store', 'expected a Store (e.g. new SqliteStore(path))');
+    }
+    this.options = options;
+    this.interface = options.interface;
+    this.store = options.store;
+    this.idleTimeoutMs = secondsOption(options.idleTimeout, 600, 'options.idleTimeout') * 1000;
+    this.evictIntervalMs = Math.max(100, secondsOption(options.evictInterval, 30, 'options.evictInterval') * 1000);
+    this.handshakeGraceMs = secondsOption(options.handshakeGrace, 30, 'options.handshakeGrace') * 1000;
+    this.ownsKernel = options.wireguard === undefined;
+    this.kernel = options.wireguard ?? new WireGuard(options.netns !== undefined ? { netns: options.netns } : {});
+    this.dump = new SharedDump(this.kernel, this.interface);
+    this.table = new ActivityTable({ idleTimeoutMs: this.idleTimeoutMs, handshakeGraceMs: this.handshakeGraceMs });
+    this.metricsState = new GatewayMetrics({
+      storePeers: () => this.store.countPeers(),
+      capture: () => this.capture?.stats() ?? null,
+    });
+    this.rateLimit = new SourceRateLimit(options.rateLimit);
+    this.seen = new SeenInitiations({ capacity: integerOption(options.seenInitiations, 65_536, 1, 1 << 24, 'options.seenInitiations') });
+    this.replay = new ReplayGuard(this.store);
+    this.lookup = new PeerLookup({
+      store: this.store,
+      resolve: options.resolve,
+      cacheTtl: options.cacheTtl,
+      negativeTtl: options.negativeTtl,
+      failureTtl: options.failureTtl,
+      maxConcurrentLookups: options.maxConcurrentLookups,
+      maxQueuedLookups: options.maxQueuedLookups,
+      onResolverCall: (seconds, outcome) => this.metricsState.resolverCall(seconds, outcome),
+    });
+    this.installer = new Installer({ kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey });
+    this.settler = new Settler({
+      kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
+      onSettled: () => this.metricsState.settled(),
+      onError: (code, error) => this.report('settle', code, error),
+    });
+    this.scanner = new EvictionScan({
+      kernel: this.kernel, dump: this.dump, interfaceName: this.interface, table: this.table,
+      batchSize: integerOption(options.evictBatch, 256, 1, 100_000, 'options.evictBatch'),
+      onEvicted: (decision) => this.evicted(decision),
+      onScanned: (kernelPeers, stale) => this.metricsState.scanned(kernelPeers, stale),
+      onError: (code, error) => this.report('evict', code, error),
+    });
+    this.pushPath = new PushPath({
+      store: this.store, kernel: this.kernel, interfaceName: this.interface,
+      inKernel: (key) => this.table.has(key),
+      settling: (key) => this.settler.has(key),
+      forget: (key) => this.lookup.forget(key),
+    });
+  }
+
+  /** A prom-client Registry with every `jitguard_` metric (serve it with `registry.metrics()`). */
+  get metrics(): GatewayMetrics['registry'] {
+    return this.metricsState.registry;
+  }
+
+  /** The interface's public key, once started. */
+  get publicKey(): string | null {
+    return this.publicKeyValue;
+  }
+
+  /** The interface's listen port, once started. */
+  get listenPort(): number {
+    return this.listenPortValue;
+  }
+
+  /** Reconciled and listening. */
+  get ready(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Plain-object counters (the same figures as `metrics`). */
+  stats(): GatewayStats & { pendingLookups: number; pendingSettles: number; trackedSources: number; seenInitiations: number } {
+    return {
+      ...this.metricsState.stats(),
+      pendingLookups: this.lookup.pending,
+      pendingSettles: this.settler.size,
+      trackedSources: this.rateLimit.trackedSources,
+      seenInitiations: this.seen.size,
+    };
+  }
+
+  /**
+   * Reads the interface, reconciles the kernel with the store (unknown and revoked peers removed,
+   * the others adopted), opens the capture and starts the eviction timer. Rejects with a
+   * `GatewayError` (or the `WireGuardError`/`CaptureError` underneath) and releases what it
+   * opened if any of that fails.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new GatewayError(`start: the gateway was already ${this.state === 'starting' ? 'starting' : 'started'}`, { code: 'ERR_JITGUARD_GATEWAY_STATE', stage: 'start' });
+    this.state = 'starting';
+    try {
+      const device = await this.kernel.getDevice(this.interface);
+      if (device.publicKey === null) {
+        throw new GatewayError(`start: interface ${this.interface} has no private key (set one with wg set ${this.interface} private-key FILE)`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
+      }
+      if (device.listenPort === 0) {
+        throw new GatewayError(`start: interface ${this.interface} has no listen port`, { code: 'ERR_JITGUARD_NO_LISTEN_PORT', stage: 'start' });
+      }
+      const privateKey = await this.kernel.getPrivateKey(this.interface);
+      if (privateKey === null) throw new GatewayError(`start: interface ${this.interface} has no private key`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
+      this.publicKeyValue = device.publicKey;
+      this.listenPortValue = device.listenPort;
+      this.stages = {
+        rateLimit: this.rateLimit,
+        verifier: new Verifier(new Responder(privateKey), this.seen),
+        replay: this.replay,
+        inKernel: (key) => this.table.has(key),
+        lookup: this.lookup,
+        onLookup: (result) => { if (result.outcome) this.metricsState.lookup(result.outcome); },
+        installer: this.installer,
+        now: unixNow,
+      };
+      await this.reconcile(device.peers);
+      if (this.options.capture !== false) this.openCapture();
+      this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
+      this.state = 'running';
+      this.emit('ready');
+    } catch (error) {
+      this.state = 'stopping';
+      await this.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Feeds an initiation that arrived some other way (a WebSocket relay). Returns false, and
+   * counts nothing, when `payload` is not shaped like a handshake initiation (148 bytes starting
+   * 01 00 00 00); throws a `ValidationError` for a malformed argument. The payload is copied.
+   */
+  inject(payload: Uint8Array, source: Address): boolean {
+    if (!(payload instanceof Uint8Array)) throw new ValidationError('payload', `expected a Uint8Array, got ${describe(payload)}`);
+    if (typeof source !== 'object' || source === null || typeof source.address !== 'string' || isIP(source.address) === 0) {
+      throw new ValidationError('source.address', 'expected a numeric IPv4 or IPv6 address');
+    }
+    if (!Number.isInteger(source.port) || source.port < 1 || source.port > 65535) {
+      throw new ValidationError('source.port', `expected an integer from 1 to 65535, got ${String(source.port)}`);
+    }
+    if (!isInitiationShape(payload)) return false;
+    if (this.state !== 'running') return false;
+    this.knock({ packet: Uint8Array.from(payload), source: { address: source.address, port: source.port }, receivedAt: unixNow() });
+    return true;
+  }
+
+  /** Stores a configuration (the push path) and updates the peer in the kernel if it is there. */
+  async upsertPeer(peer: ResolvedPeer): Promise<StoredPeer> {
+    this.assertRunning('upsertPeer');
+    const stored = await this.pushPath.upsert(peer);
+    if (this.settler.has(stored.publicKey)) this.settler.add(stored.publicKey, stored.persistentKeepalive);
+    return stored;
+  }
+
+  /** Revokes the key: out of the store and the kernel at once; refused until upserted again. */
+  async revokePeer(publicKey: string): Promise<void> {
+    this.assertRunning('revokePeer');
+    const wasInKernel = await this.pushPath.revoke(publicKey);
+    if (wasInKernel) {
+      const last = this.table.get(publicKey);
+      this.table.remove(publicKey);
+      this.settler.forget(publicKey);
+      this.evictedEvent(publicKey, 'revoked', last ? Math.round((Date.now() - last.lastReceiveAt) / 1000) : null);
+    }
+  }
+
+  /** Runs one eviction scan now (the timer runs them every `evictInterval`). */
+  async evictNow(): Promise<void> {
+    this.assertRunning('evictNow');
+    await this.scanner.scan();
+  }
+
+  /**
+   * Stops capturing, lets in-flight initiations finish (lookups are aborted, queued installs
+   * sent), waits for a running scan, and closes the store and the `WireGuard` it opened.
+   * Idempotent; events stop once it resolves.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    if (this.state === 'new') {
+      this.state = 'stopped';
+      await this.store.close();
+      return;
+    }
+    this.state = 'stopping';
+    await this.release();
+  }
+
+  private async release(): Promise<void> {
+    this.capture?.close();
+    this.capture = null;
+    if (this.evictTimer) clearInterval(this.evictTimer);
+    this.evictTimer = null;
+    this.lookup.stop();
+    await Promise.allSettled([...this.knocks]);
+    await this.installer.stop();
+    await this.settler.stop();
+    await this.scanner.idle();
+    if (this.ownsKernel) await (this.kernel as WireGuard).close();
+    await this.store.close();
+    this.state = 'stopped';
+  }
+
+  private async reconcile(peers: Parameters<typeof planReconcile>[0]): Promise<void> {
+    const plan = await planReconcile(peers, this.store as Store & Partial<BulkStore>);
+    const now = Date.now();
+    for (const { peer, stored } of plan.adopt) {
+      this.table.adopt(peer, now);
+      // A crash between install and settle leaves the install-time keepalive on.
+      if (peer.persistentKeepalive !== stored.persistentKeepalive) this.settler.add(peer.publicKey, stored.persistentKeepalive);
+    }
+    const batch = integerOption(this.options.evictBatch, 256, 1, 100_000, 'options.evictBatch');
+    for (let start = 0; start < plan.remove.length; start += batch) {
+      const chunk = plan.remove.slice(start, start + batch);
+      await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
+      for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
+    }
+    this.metricsState.setKernelPeers(this.table.size);
+    // Adopted peers that are certainly idle leave now, not one `evictInterval` later; the
+    // scan runs in the background so the gateway is ready at once.
+    void this.scanner.scan();
+  }
+
+  private openCapture(): void {
+    const given = this.options.capture || {};
+    this.capture = HandshakeCapture.open({
+      linkDown: 'wait',
+      ...(this.options.netns !== undefined ? { netns: this.options.netns } : {}),
+      ...given,
+      ports: given.ports ?? [this.listenPortValue],
+    });
+    this.capture.on('initiation', (initiation: HandshakeInitiation) => {
+      this.knock({ packet: initiation.packet, source: initiation.source, receivedAt: Number(initiation.timestamp) / 1e6 });
+    });
+    this.capture.on('error', (error) => this.report('capture', error.code, error));
+  }
+
+  private knock(knock: Knock): void {
+    this.metricsState.initiation();
+    const running = handleKnock(knock, this.stages!).then(
+      (outcome) => this.settleKnock(knock, outcome),
+      (error: unknown) => this.report('knock', errorCode(error), error),
+    );
+    this.knocks.add(running);
+    void running.finally(() => this.knocks.delete(running));
+  }
+
+  private settleKnock(knock: Knock, outcome: KnockOutcome): void {
+    switch (outcome.kind) {
+      case 'installed': {
+        this.table.installed(outcome.publicKey, Date.now());
+        // Installed with the install-time keepalive only when its own is 0: settle it back.
+        if (outcome.peer.persistentKeepalive === 0) {
+          this.settler.add(outcome.publicKey, outcome.peer.persistentKeepalive);
+        }
+        this.metricsState.installed(outcome.via, outcome.knockToInstallMs / 1000);
+        this.metricsState.installCalls(this.installer.netlinkCalls);
+        this.metricsState.setKernelPeers(this.table.size);
+        this.emit('installed', {
+          publicKey: outcome.publicKey, source: knock.source, allowedIps: outcome.peer.allowedIps,
+          via: outcome.via, knockToInstallMs: outcome.knockToInstallMs,
+        });
+        return;
+      }
+      case 'in-kernel':
+        this.metricsState.inKernel();
+        return;
+      case 'rejected':
+        this.metricsState.rejected(outcome.reason);
+        this.metricsState.installCalls(this.installer.netlinkCalls);
+        this.emit('rejected', {
+          source: knock.source, reason: outcome.reason,
+          ...(outcome.publicKey !== undefined ? { publicKey: outcome.publicKey } : {}),
+          ...(outcome.detail !== undefined ? { detail: outcome.detail } : {}),
+        });
+    }
+  }
+
+  private evicted(decision: EvictionDecision): void {
+    this.settler.forget(decision.publicKey);
+    this.evictedEvent(decision.publicKey, decision.reason, decision.idleSeconds);
+  }
+
+  private evictedEvent(publicKey: string, reason: EvictedEvent['reason'], idleSeconds: number | null): void {
+    this.metricsState.evicted(reason);
+    this.metricsState.setKernelPeers(this.table.size);
+    this.emit('evicted', { publicKey, reason, idleSeconds });
+  }
+
+  /** Counts an error a stage survived and emits it if anyone listens (an unheard 'error' must not crash the gateway). */
+  private report(stage: string, code: string, cause: unknown): void {
+    this.metricsState.error(code);
+    if (this.listenerCount('error') === 0) return;
+    this.emit('error', new GatewayError(`${stage}: ${code}`, { code, stage, cause }));
+  }
+
+  private assertRunning(operation: string): void {
+    if (this.state !== 'running') {
+      throw new GatewayError(`${operation}: the gateway is ${this.state === 'new' ? 'not started' : this.state}`, { code: 'ERR_JITGUARD_GATEWAY_STATE', stage: operation });
+    }
+  }
+}
+
+/** Unix milliseconds with sub-millisecond resolution (a capture's kernel timestamps are nanoseconds). */
+function unixNow(): number {
+  return performance.timeOrigin + performance.now();
+}
