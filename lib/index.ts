@@ -27,3 +27,13 @@ export {
   isInitiationShape, INITIATION_OFFSET, INITIATION_FIELD_LENGTH,
   MESSAGE_TYPE_INITIATION, MESSAGE_TYPE_RESPONSE, MESSAGE_TYPE_COOKIE_REPLY, MESSAGE_TYPE_DATA,
 } from './protocol/initiation.js';
+export { Gateway } from './gateway/gateway.js';
+export type { GatewayOptions, GatewayEvents, GatewayKernel } from './gateway/gateway.js';
+export { GatewayError } from './gateway/errors.js';
+export type { GatewayStats } from './gateway/metrics.js';
+export { validatePeerConfig, keyToUrl, keyFromUrl, MAX_ALLOWED_IPS } from './gateway/peer-config.js';
+export type { PeerConfigValue } from './gateway/peer-config.js';
+export { REJECT_REASONS } from './gateway/types.js';
+export type {
+  Store, StoredPeer, PeerOrigin, Resolver, ResolvedPeer, RejectReason, EvictReason, InstalledEvent, RejectedEvent, EvictedEvent,
+} from './gateway/types.js';
