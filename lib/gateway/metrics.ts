@@ -76,13 +76,14 @@ export class GatewayMetrics {
       async collect() { this.set(await sources.storePeers()); },
     });
     const counts = this.counts;
-    new Gauge({
-      name: 'jitguard_capture_kernel_drops', help: 'Initiations the kernel dropped because the capture socket buffer was full (cumulative).', registers,
-      collect() { const c = sources.capture(); if (c) counts.captureKernelDrops = c.kernelDrops; this.set(counts.captureKernelDrops); },
+    // Counters whose value lives in the capture: each scrape sets them to the capture's figure.
+    new Counter({
+      name: 'jitguard_capture_kernel_drops_total', help: 'Initiations the kernel dropped because the capture socket buffer was full.', registers,
+      collect() { const c = sources.capture(); if (c) counts.captureKernelDrops = c.kernelDrops; this.reset(); this.inc(counts.captureKernelDrops); },
     });
-    new Gauge({
-      name: 'jitguard_capture_queue_drops', help: 'Initiations dropped from a full capture iterator queue (cumulative).', registers,
-      collect() { const c = sources.capture(); if (c) counts.captureQueueDrops = c.queueDrops; this.set(counts.captureQueueDrops); },
+    new Counter({
+      name: 'jitguard_capture_queue_drops_total', help: 'Initiations dropped from a full capture iterator queue.', registers,
+      collect() { const c = sources.capture(); if (c) counts.captureQueueDrops = c.queueDrops; this.reset(); this.inc(counts.captureQueueDrops); },
     });
     this.knockToInstall = new Histogram({
       name: 'jitguard_knock_to_install_seconds', help: 'From an initiation reaching the host to the kernel holding its peer.', registers,
