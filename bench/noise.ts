@@ -7,13 +7,14 @@
  * Inputs are real initiations from test/vectors/wireguard-go.json (see test/vectors/README.md);
  * forged and damaged ones are built with the noble reference in test/unit/noise.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import { createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, arch, platform, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Responder, SeenInitiations, tai64nFromUnixMs, type UnwrapResult } from '../lib/noise/index.js';
 import { Mac1 } from '../lib/noise/blake2s.js';
+import { privateKeyObject } from '../lib/keys.js';
 import { buildInitiation, lowOrderPoints, nobleUnwrap, publicKeyOfRaw, randomPrivateKey, withMac1 } from '../test/unit/noise/noble-reference.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -107,11 +108,7 @@ expectAll(staticRejects, 'static');
 expectAll(timestampRejects, 'timestamp');
 
 // ---- the floor: native X25519 --------------------------------------------------------------
-const privKO = createPrivateKey({
-  key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), rPriv]),
-  format: 'der',
-  type: 'pkcs8',
-});
+const privKO = privateKeyObject(rPriv);
 const peerKOs = real.map((p) =>
   createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: p.subarray(8, 40).toString('base64url') }, format: 'jwk' }),
 );

@@ -10,7 +10,7 @@ import { b64, hex, loadVectors } from './vectors.js';
 const reasonOf = (r: UnwrapResult): string => (r.ok ? 'ok' : r.reason);
 
 /** An initiation-shaped packet whose ephemeral's first 8 bytes encode `n` (the rest random). */
-function shaped(n: number, into = Buffer.alloc(INITIATION_LENGTH)): Buffer {
+function shaped(n: number, into: Buffer = Buffer.alloc(INITIATION_LENGTH)): Buffer {
   into[0] = 1;
   into.writeBigUInt64LE(BigInt(n), INITIATION_OFFSET.ephemeral);
   return into;
