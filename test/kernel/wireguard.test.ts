@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WireGuard, WireGuardError, ValidationError, isNotFound } from '../../lib/index.js';
 import type { DeviceConfig } from '../../lib/index.js';
-import { NETLINK_GENERIC } from '../../lib/netlink/constants.js';
+import { NETLINK_GENERIC, NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST } from '../../lib/netlink/constants.js';
+import { NetlinkConnection } from '../../lib/netlink/connection.js';
+import { encodeCreateLink } from '../../lib/rtnetlink/link.js';
 import { NativeTransport } from '../../lib/netlink/transport.js';
 import { derivePublicKey, encodeKey, publicKeyBytes } from '../../lib/keys.js';
 import { kernelHasWireGuard, showconf, withNamespace } from './support/netns.js';
@@ -326,6 +328,46 @@ describe('interface lifecycle', () => {
       } finally {
         wg.close();
       }
+    });
+  });
+});
+
+describe('answers that never come (issue 8, item 3)', () => {
+  it('the reply timeout never counts the kernel\'s work: 5,000 peers with a private key, set and read with replyTimeoutMs: 1', async () => {
+    await withNamespace(async (ns) => {
+      const wg = new WireGuard({ netns: ns.path, replyTimeoutMs: 1 });
+      try {
+        await wg.createDevice('wg0');
+        const peers = Array.from({ length: 5000 }, (_, i) => ({ publicKey: key(i), allowedIps: [`10.${i >> 8}.${i & 0xff}.1/32`] }));
+        const started = process.hrtime.bigint();
+        await wg.setDevice('wg0', { privateKey: devicePrivateText, peers });
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        assert.equal((await wg.getDevice('wg0')).peers.length, 5000);
+        console.log(`# SET of 5,000 peers (kernel work inside sendmsg) took ${seconds.toFixed(2)} s with a 1 ms reply timeout`);
+      } finally {
+        await wg.close();
+      }
+    });
+  });
+
+  it('RTM_NEWLINK with NLM_F_REPLACE|NLM_F_EXCL and no ack: refused before sending; sent raw, it times out instead of hanging', async () => {
+    await withNamespace(async (ns) => {
+      const silent = encodeCreateLink('wg7', 'wireguard');
+      silent.writeUInt16LE(NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | NLM_F_EXCL, 6);
+      const connection = new NetlinkConnection(() => new NativeTransport(NETLINK_ROUTE, ns.path, 500), NETLINK_ROUTE);
+      await assert.rejects(connection.request([Buffer.from(silent)], { operation: 'createDevice' }), (e: unknown) => e instanceof ValidationError && /not a GET, so not a dump/.test(e.message));
+      await connection.close();
+      assert.doesNotMatch(await ns.exec('ip', ['link', 'show']), /wg7/, 'nothing was sent');
+
+      const raw = new NativeTransport(NETLINK_ROUTE, ns.path, 500);
+      try {
+        const started = performance.now();
+        await assert.rejects(raw.exchange([silent]), (e: { errno?: number; syscall?: string }) => e.errno === 110 && e.syscall === 'poll');
+        assert.ok(performance.now() - started < 10_000);
+      } finally {
+        raw.close();
+      }
+      assert.match(await ns.exec('ip', ['link', 'show', 'wg7']), /wg7/, 'the kernel did create the link, and said nothing');
     });
   });
 });

@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyObject } from 'node:crypto';
-import { WireGuard, WireGuardError, isNotFound } from '../../../lib/index.js';
+import {
+  CaptureError, NetlinkDecodeError, SystemError, ValidationError, WireGuard, WireGuardError, isCaptureNotFound, isNotFound,
+} from '../../../lib/index.js';
 import { CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, GENL_ID_CTRL, NLM_F_DUMP_INTR, NLM_F_MULTI } from '../../../lib/netlink/constants.js';
 import * as uapi from '../../../lib/wireguard/uapi.js';
 import { derivePublicKey } from '../../../lib/keys.js';
@@ -299,5 +301,95 @@ describe('review fixes: dumps, validation order, progress, close', () => {
     await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'ERR_JITGUARD_CLOSED');
     await new Promise((r) => setImmediate(r));
     assert.equal(transport.closed, true);
+  });
+});
+
+describe('issue 8: options, typed decode errors, close()', () => {
+  it('validates maxDumpAttempts: a positive integer up to 1000 (NaN or Infinity retried forever)', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 1001, '8']) {
+      assert.throws(() => new WireGuard({ maxDumpAttempts: bad as number }), (e: unknown) => e instanceof ValidationError && e.path === 'options.maxDumpAttempts', String(bad));
+    }
+    assert.doesNotThrow(() => new WireGuard({ maxDumpAttempts: 1 }));
+    assert.doesNotThrow(() => new WireGuard({ maxDumpAttempts: 1000 }));
+  });
+
+  it('maxDumpAttempts: 1 gives up after one interrupted dump', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump(NLM_F_MULTI | NLM_F_DUMP_INTR) }]);
+    const wg = new WireGuard({ transports: { generic: transport }, maxDumpAttempts: 1 });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof WireGuardError && e.code === 'EAGAIN' && /each of 1 dump attempts/.test(e.message));
+  });
+
+  it('an attribute of the wrong length is a NetlinkDecodeError naming the call, not a RangeError', async () => {
+    const dump = genlReply(FAMILY, uapi.WG_CMD_GET_DEVICE, (w) => {
+      w.attrString(uapi.WGDEVICE_A_IFNAME, 'wg0');
+      const peers = w.beginNest(uapi.WGDEVICE_A_PEERS);
+      const p = w.beginNest(0);
+      w.attr(uapi.WGPEER_A_PUBLIC_KEY, keyBytes(1));
+      w.attrU8(uapi.WGPEER_A_RX_BYTES, 1); // a u64 in one byte
+      w.endNest(p);
+      w.endNest(peers);
+    });
+    const transport = new ReplayTransport([familyStep, { replies: [concat(dump, done())] }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => {
+      assert.ok(e instanceof NetlinkDecodeError, String(e));
+      assert.equal(e.code, 'ERR_JITGUARD_NETLINK_DECODE');
+      assert.equal(e.operation, 'getDevice');
+      assert.equal(e.interface, 'wg0');
+      assert.match(e.message, /^getDevice wg0: the kernel's reply does not parse: WGPEER_A attribute 7 has 1 bytes; expected 8 bytes/);
+      return true;
+    });
+  });
+
+  it('resolveFamily: a controller reply without an id is a NetlinkDecodeError', async () => {
+    const noId: ReplayStep = { replies: [concat(genlReply(GENL_ID_CTRL, 1, (w) => w.attrString(CTRL_ATTR_FAMILY_NAME, 'wireguard'), 0), ack())] };
+    const wg = new WireGuard({ transports: { generic: new ReplayTransport([noId]) } });
+    await assert.rejects(wg.getDevice('wg0'), (e: unknown) => e instanceof NetlinkDecodeError && e.operation === 'resolveFamily' && /without an id for family "wireguard"/.test(e.message));
+  });
+
+  it('listDevices: an RTM_NEWLINK shorter than its ifinfomsg is a NetlinkDecodeError', async () => {
+    const link = Buffer.alloc(16 + 8);
+    link.writeUInt32LE(link.length, 0);
+    link.writeUInt16LE(16, 4); // RTM_NEWLINK
+    link.writeUInt16LE(NLM_F_MULTI, 6);
+    const wg = new WireGuard({ transports: { route: new ReplayTransport([{ replies: [concat(link, done())] }]) } });
+    await assert.rejects(wg.listDevices(), (e: unknown) => e instanceof NetlinkDecodeError && /has no ifinfomsg/.test(e.message));
+  });
+
+  it('close() returns a Promise that resolves once the sockets are closed, and never rejects', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    const pending = wg.getDevice('wg0');
+    const closing = wg.close();
+    assert.ok(closing instanceof Promise);
+    assert.equal(transport.closed, false, 'the call made before close() still has the socket');
+    assert.equal((await pending).peers.length, 2);
+    await closing;
+    assert.equal(transport.closed, true);
+    // Callable without await: even a failing call in flight does not make it reject.
+    const failing = new WireGuard({ transports: { generic: new ReplayTransport([]) } });
+    const call = failing.getDevice('wg0');
+    await failing.close();
+    await assert.rejects(call);
+  });
+});
+
+describe('issue 8: one error family', () => {
+  it('WireGuardError and CaptureError share SystemError, and isNotFound covers both', () => {
+    const wgError = new WireGuardError('x', { code: 'ENODEV', errno: 19, syscall: 'netlink', operation: 'getDevice', interface: 'wg0' });
+    const captureError = new CaptureError('y', { code: 'ENODEV', errno: 19, syscall: 'if_nametoindex', interface: 'eth9' });
+    for (const e of [wgError, captureError]) {
+      assert.ok(e instanceof SystemError && e instanceof Error);
+      assert.equal(e.code, 'ENODEV');
+      assert.equal(e.errno, 19);
+      assert.ok(isNotFound(e));
+      assert.ok(isCaptureNotFound(e), 'the deprecated alias is the same test');
+    }
+    assert.equal(wgError.name, 'WireGuardError');
+    assert.equal(captureError.name, 'CaptureError');
+    assert.equal(captureError.interface, 'eth9');
+    assert.equal(isNotFound(new CaptureError('z', { code: 'ENETDOWN' })), false);
+    assert.equal(isNotFound(new ValidationError('name', 'bad')), false);
+    assert.equal(isNotFound(Object.assign(new Error('plain'), { code: 'ENODEV' })), false);
   });
 });

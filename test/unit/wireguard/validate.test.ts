@@ -102,3 +102,36 @@ describe('config validation (before anything reaches the kernel)', () => {
     assert.throws(() => validateInterfaceName(undefined), /interface name string/);
   });
 });
+
+describe('a decoded preshared key is wiped when a later check fails (issue 8, item 11)', () => {
+  /** How many 32-byte arrays equal to `secret` were zeroed with fill(0) while `run` ran. */
+  function wipesOf(secret: Uint8Array, run: () => void): number {
+    const original = Uint8Array.prototype.fill;
+    let wiped = 0;
+    Uint8Array.prototype.fill = function (this: Uint8Array, ...args: Parameters<Uint8Array['fill']>) {
+      if (args[0] === 0 && this.length === secret.length && Buffer.compare(this, secret) === 0) wiped++;
+      return original.apply(this, args);
+    } as Uint8Array['fill'];
+    try {
+      run();
+    } finally {
+      Uint8Array.prototype.fill = original;
+    }
+    return wiped;
+  }
+
+  const psk = keyBytes(7, 'psk');
+  const failing: Array<[string, Record<string, unknown>[]]> = [
+    ['a bad endpoint', [{ publicKey: key(1), presharedKey: psk, endpoint: 'nope' }]],
+    ['a bad keepalive', [{ publicKey: key(1), presharedKey: key(7, 'psk'), persistentKeepalive: 70000 }]],
+    ['a bad allowed IP', [{ publicKey: key(1), presharedKey: psk, allowedIps: ['10.0.0.0/33'] }]],
+    ['a duplicate public key', [{ publicKey: key(1) }, { publicKey: key(1), presharedKey: psk }]],
+    ['a prefix shared with another peer', [{ publicKey: key(1), allowedIps: ['10.0.0.0/24'] }, { publicKey: key(2), presharedKey: psk, allowedIps: ['10.0.0.0/24'] }]],
+  ];
+  for (const [what, peers] of failing) {
+    it(`after ${what}`, () => {
+      const wiped = wipesOf(psk, () => assert.throws(() => validateConfig({ peers }, undefined), ValidationError));
+      assert.ok(wiped >= 1, 'the decoded preshared key was dropped without being zeroed');
+    });
+  }
+});
