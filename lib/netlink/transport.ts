@@ -77,7 +77,9 @@ let exitHookInstalled = false;
 /**
  * process.exit() joins the libuv pool threads before the process ends, so a thread waiting
  * for an answer would hold the exit up to its timeout; closing the sockets ends the waits.
- * (A Worker's or a normal teardown is covered in the addon, by an env cleanup hook.)
+ * A terminated Worker cannot be helped this way (its JavaScript is stopped first, and Node
+ * lets pending pool work finish before an addon could act): it waits for the wait to end,
+ * within the reply timeout.
  */
 function stopAllOnExit(): void {
   if (exitHookInstalled) return;

@@ -120,10 +120,7 @@ export class WireGuard {
 
   private openSocket(protocol: number, operation: string): NetlinkTransport {
     try {
-      const transport = new NativeTransport(protocol, this.options.netns ?? '', this.replyTimeoutMs);
-      // close() may have been called while this socket was being opened for a call made before.
-      if (this.closing) transport.cancel();
-      return transport;
+      return new NativeTransport(protocol, this.options.netns ?? '', this.replyTimeoutMs);
     } catch (error) {
       const e = error as { errno?: number; code?: string; syscall?: string };
       if (typeof e?.errno !== 'number') throw error;
