@@ -143,7 +143,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       capture: () => this.capture?.stats() ?? null,
     });
     this.rateLimit = new SourceRateLimit(options.rateLimit);
-    this.seen = new SeenInitiations({ capacity: integerOption(options.seenInitiations, 65_536, 1, 1 << 24, 'options.seenInitiations') });
+    this.seen = new SeenInitiations({ capacity: integerOption(options.seenInitiations, SeenInitiations.DEFAULT_CAPACITY, 1, SeenInitiations.MAX_CAPACITY, 'options.seenInitiations') });
     this.replay = new ReplayGuard(this.store);
     this.lookup = new PeerLookup({
       store: this.store,
