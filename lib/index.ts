@@ -37,3 +37,12 @@ export { REJECT_REASONS } from './gateway/types.js';
 export type {
   Store, StoredPeer, PeerOrigin, Resolver, ResolvedPeer, RejectReason, EvictReason, InstalledEvent, RejectedEvent, EvictedEvent,
 } from './gateway/types.js';
+export { WebSocketRelay, BINARY_SUBPROTOCOL } from './websocket/relay.js';
+export type { WebSocketRelayOptions, WebSocketRelayEvents, RelayDisconnectEvent } from './websocket/relay.js';
+export type { WebSocketRelayStats, RefuseReason, CloseReason, DropReason } from './websocket/metrics.js';
+export { WebSocketBridge, startWebSocketBridge, parsePinSha256, BridgeError } from './websocket/bridge.js';
+export type { WebSocketBridgeOptions, WebSocketBridgeEvents, WebSocketBridgeStats, BridgeDisconnectEvent, BridgeDropReason } from './websocket/bridge.js';
+export {
+  FrameParser, RelayProtocolError, encodeFrame, encodeKeepalive, encodeMagic, WSWG_MAGIC, MAX_DATAGRAM_LENGTH, LENGTH_PREFIX_BYTES,
+} from './websocket/stream.js';
+export type { FrameParserOptions, RelayProtocolErrorReason } from './websocket/stream.js';
