@@ -46,3 +46,7 @@ export {
   FrameParser, RelayProtocolError, encodeFrame, encodeKeepalive, encodeMagic, WSWG_MAGIC, MAX_DATAGRAM_LENGTH, LENGTH_PREFIX_BYTES,
 } from './websocket/stream.js';
 export type { FrameParserOptions, RelayProtocolErrorReason } from './websocket/stream.js';
+export { SqliteStore, StoreError } from './gateway/sqlite-store.js';
+export type { SqliteStoreOptions } from './gateway/sqlite-store.js';
+export { httpResolver, ResolverError } from './gateway/http-resolver.js';
+export type { HttpResolverOptions } from './gateway/http-resolver.js';
