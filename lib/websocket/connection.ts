@@ -37,6 +37,9 @@ const CLOSE_CODE: Record<CloseReason, number> = {
   'shutdown': 1001,
 };
 
+/** How long a client may take to answer the relay's close frame. */
+const CLOSE_HANDSHAKE_MS = 2000;
+
 export class RelayConnection {
   /** performance.now() of the last bytes from the client (keepalives included). */
   lastActivity = performance.now();
@@ -76,6 +79,9 @@ export class RelayConnection {
     this.closeSocket();
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
       this.ws.close(CLOSE_CODE[reason], reason);
+      // ws waits 30 s for the client's half of the closing handshake; a dead or hostile client
+      // would hold its connection slot that long.
+      setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS).unref();
     }
   }
 

@@ -134,13 +134,15 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
       const { cert, key } = options.tls ?? {};
       if (!isPem(cert)) throw new ValidationError('options.tls.cert', 'expected a PEM certificate (string or Buffer)');
       if (!isPem(key)) throw new ValidationError('options.tls.key', 'expected a PEM private key (string or Buffer)');
-      this.server = createHttpsServer({ cert, key });
+      this.server = createHttpsServer({ cert, key, handshakeTimeout: 10_000 });
     } else {
       this.server = createHttpServer();
     }
-    // An upgrade must complete its headers promptly: a slow one holds a connection slot.
+    // An upgrade must complete its headers promptly, and TCP connections that have not
+    // upgraded (yet) are bounded too: at most as many again as the connections allowed.
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 10_000;
+    this.server.maxConnections = 2 * this.maxConnections;
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,

@@ -187,6 +187,19 @@ describe('WebSocketRelay', () => {
     });
   }
 
+  it('a client that never answers the close frame loses its slot after 2 s, not ws\'s 30 s', async () => {
+    await startRelay();
+    const bad = await client({ magic: false });
+    (bad.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    bad.text(Buffer.from([1, 2, 3, 4]));
+    const started = Date.now();
+    await waitFor(() => relay.stats().connections === 0, 5000, 'the connection gone');
+    const ms = Date.now() - started;
+    assert.ok(ms >= 1500 && ms < 4000, `dropped after ${ms} ms`);
+    assert.equal(relay.stats().closed['bad-magic'], 1);
+    assert.equal(relay.stats().udpSockets, 0);
+  });
+
   it('a message above maxPayload closes that connection (1009)', async () => {
     await startRelay({ maxDatagramLength: 1500 });
     const bad = await client();
