@@ -98,9 +98,13 @@ export class RelayConnection {
     this.udp = udp;
     counts.udpSockets++;
     udp.once('close', () => { counts.udpSockets--; });
-    // A connected UDP socket reports the kernel's ICMP errors (ECONNREFUSED when nothing listens)
-    // as 'error' events: a lost datagram, as it would be on the wire, not a lost connection.
-    udp.on('error', () => { counts.dropped['udp-send']++; });
+    // Before it is connected an error is a bind or connect failure: the connection cannot work.
+    // After, it is the kernel's ICMP error (ECONNREFUSED when nothing listens): a lost datagram,
+    // as it would be on the wire, not a lost connection.
+    udp.on('error', () => {
+      if (this.localPort === 0) this.close('udp-error');
+      else counts.dropped['udp-send']++;
+    });
     udp.on('message', (datagram) => this.fromKernel(datagram));
     udp.bind({ address: wireguard.address, port: 0 }, () => {
       if (this.udp !== udp) return;

@@ -200,6 +200,17 @@ describe('WebSocketRelay', () => {
     assert.equal(relay.stats().udpSockets, 0);
   });
 
+  it('a UDP socket that cannot be opened closes its connection (1011 udp-error) and is not left behind', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no local address: binding the relay socket there fails.
+    await startRelay({ wireguardAddress: '192.0.2.1' });
+    const c = await client();
+    await c.closed;
+    assert.equal(c.closeCode, 1011);
+    assert.equal(c.closeReason, 'udp-error');
+    await waitFor(() => relay.stats().udpSockets === 0 && relay.stats().connections === 0, 2000, 'both gone');
+    assert.equal(relay.stats().closed['udp-error'], 1);
+  });
+
   it('a message above maxPayload closes that connection (1009)', async () => {
     await startRelay({ maxDatagramLength: 1500 });
     const bad = await client();
