@@ -101,6 +101,8 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
   private readonly reservedPerAddress = new Map<string, number>();
   private readonly connections = new Set<RelayConnection>();
   private readonly closedWaiters = new Set<() => void>();
+  /** Every TCP connection, upgraded or not (the raw sockets under TLS), for `close()`. */
+  private readonly sockets = new Set<NetSocket>();
   private idleTimer: NodeJS.Timeout | null = null;
   private state: RelayState = 'new';
   private boundAddress: Address | null = null;
@@ -158,6 +160,10 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
       response.end('WireGuard over WebSocket: upgrade required\n');
     });
     this.server.on('clientError', (_error, socket) => socket.destroy());
+    this.server.on('connection', (socket: NetSocket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   /** Where the relay listens, once `listen` resolved. */
@@ -206,7 +212,6 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
     if (this.idleTimer) clearInterval(this.idleTimer);
     this.idleTimer = null;
     const serverClosed = wasListening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
-    this.server.closeIdleConnections();
     for (const connection of this.connections) connection.close('shutdown');
     if (this.connections.size > 0) {
       const allClosed = new Promise<void>((resolve) => this.closedWaiters.add(resolve));
@@ -217,6 +222,9 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
       for (const connection of this.connections) connection.terminate();
       await allClosed;
     }
+    // What is left has not upgraded (a TLS handshake, an upgrade's headers): server.close()
+    // would wait for each to time out.
+    for (const socket of this.sockets) socket.destroy();
     await serverClosed;
     this.wss.close();
     this.state = 'stopped';

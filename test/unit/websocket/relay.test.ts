@@ -4,6 +4,8 @@
  * WireGuard: the kernel tier (test/kernel/websocket.test.ts) runs the real thing.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { ValidationError } from '../../../lib/errors.js';
@@ -14,6 +16,7 @@ import type { Address } from '../../../lib/gateway/types.js';
 import {
   FakeKernel, LocalClient, RawClient, openFds, sleep, udpSocketsOfThisProcess, upgradeStatus, waitFor,
 } from './support/loopback.js';
+import { selfSignedCertificate } from './support/tls.js';
 
 const initiation = () => {
   const packet = Buffer.alloc(148, 0x5a);
@@ -328,6 +331,21 @@ describe('WebSocketRelay', () => {
     assert.equal(udpSocketsOfThisProcess(), udpOpen - 2);
     assert.equal(await upgradeStatus(url), 0, 'nothing listens any more');
   });
+
+  for (const withTls of [false, true]) {
+    it(`close() does not wait for a TCP connection that never upgrades${withTls ? ' (TLS: never handshakes)' : ''}`, async () => {
+      await startRelay(withTls ? { tls: selfSignedCertificate() } : {});
+      const silent = connect(relay.address!.port, '127.0.0.1');
+      await once(silent, 'connect');
+      silent.on('error', () => {});
+      await sleep(50);
+      const started = Date.now();
+      await relay.close();
+      const ms = Date.now() - started;
+      assert.ok(ms < 1500, `close() took ${ms} ms`);
+      silent.destroy();
+    });
+  }
 
   it('metrics: jitguard_websocket_* in the registry passed in', async () => {
     const registry = new Registry();
