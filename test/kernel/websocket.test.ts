@@ -153,12 +153,15 @@ describe('WireGuard over WebSocket with a kernel WireGuard client', () => {
 
   it('a client with no prior state pings through an empty gateway over the WebSocket at its first try', async (t) => {
     assert.deepEqual(await kernelPeers(), [], 'the gateway starts empty');
-    const reply = await ping(10);
+    const reply = await ping(20);
     assert.ok(reply.ok, `the first ping got a reply (rejected: ${JSON.stringify(rejected)})`);
     assert.equal(installed.length, 1);
     const [install] = installed;
     assert.equal(install!.publicKey, clientKeys.publicKey);
     assert.equal(install!.via, 'resolver');
+    // The proof of "first try": one initiation reached the relay, so the client never retried
+    // (its retry comes 5 s after an unanswered one). Wall time is not asserted: under TCG on a
+    // loaded host it measures the machine.
     assert.equal(injected.length, 1, 'one initiation came through the relay (the client never had to retry)');
     assert.deepEqual(install!.source, injected[0], 'installed with the relay\'s loopback socket as endpoint');
     assert.equal(install!.source.address, '127.0.0.1');
@@ -173,7 +176,6 @@ describe('WireGuard over WebSocket with a kernel WireGuard client', () => {
     t.diagnostic(`first ping ${reply.ms} ms (ping's own exec included; the client's retry would come at 5,000 ms); ` +
       `knock to install ${install!.knockToInstallMs.toFixed(1)} ms; relay: ${relayStats.datagramsIn} datagrams in, ${relayStats.datagramsOut} out; ` +
       `bridge: ${bridgeStats.datagramsOut} out, ${bridgeStats.datagramsIn} in`);
-    assert.ok(reply.ms < 4000, `first reply after ${reply.ms} ms, before the 5 s retry`);
     assert.equal(rejected.length, 0, JSON.stringify(rejected));
   });
 
@@ -187,7 +189,7 @@ describe('WireGuard over WebSocket with a kernel WireGuard client', () => {
     await startRelay(port);
     await once(bridge, 'connected');
     const reconnectMs = Math.round(performance.now() - downAt);
-    const reply = await ping(10);
+    const reply = await ping(20);
     assert.ok(reply.ok, 'the ping after the reconnect got a reply');
     const [peer] = await kernelPeers();
     assert.notEqual(peer!.endpoint, oldEndpoint, 'the kernel roamed to the new relay socket');
