@@ -1,6 +1,7 @@
 /**
- * A small SVG plotter for the bench results: log–log line charts, one line per
- * implementation, no dependencies, no fonts fetched (generic font families only).
+ * A small SVG plotter for the bench results: line charts, one line per implementation, log–log
+ * by default (either axis may be linear, e.g. a count against time), no dependencies, no fonts
+ * fetched (generic font families only).
  */
 
 export interface Series {
@@ -8,6 +9,8 @@ export interface Series {
   color: string;
   dashed?: boolean;
   points: Array<{ x: number; y: number }>;
+  /** Default 3.5; 0 for a line without dots (long time series). */
+  dotRadius?: number;
 }
 
 export interface Panel {
@@ -15,6 +18,12 @@ export interface Panel {
   xLabel: string;
   yLabel: string;
   series: Series[];
+  /** Default 'log'. */
+  xScale?: 'log' | 'linear';
+  yScale?: 'log' | 'linear';
+  /** Tick labels (defaults: peer counts on x, durations on y). */
+  xFormat?: (x: number) => string;
+  yFormat?: (y: number) => string;
 }
 
 export const COLORS: Record<string, string> = {
@@ -44,13 +53,27 @@ function decadeRange(values: number[]): [number, number] {
   return [lo, hi];
 }
 
-function formatN(n: number): string {
+/** Linear axis: a "nice" step (1, 2 or 5 × 10^k) giving about five ticks from 0 (or the minimum) to the maximum. */
+function linearTicks(values: number[]): { lo: number; hi: number; ticks: number[] } {
+  const lo = Math.min(0, ...values);
+  const max = Math.max(...values);
+  const span = max - lo || 1;
+  const raw = span / 5;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+  const hi = Math.ceil(max / step) * step || step;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step / 2; v += step) ticks.push(v);
+  return { lo, hi, ticks };
+}
+
+export function formatN(n: number): string {
   if (n >= 1e6) return `${+(n / 1e6).toFixed(2)}M`;
   if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;
   return String(n);
 }
 
-function formatTime(seconds: number): string {
+export function formatTime(seconds: number): string {
   if (seconds >= 1) return `${+seconds.toPrecision(3)} s`;
   if (seconds >= 1e-3) return `${+(seconds * 1e3).toPrecision(3)} ms`;
   return `${+(seconds * 1e6).toPrecision(3)} µs`;
@@ -59,30 +82,53 @@ function formatTime(seconds: number): string {
 function panel(p: Panel, offsetX: number): string {
   const all = p.series.flatMap((s) => s.points);
   if (all.length === 0) return `<text x="${offsetX + W / 2}" y="${H / 2}" text-anchor="middle">${esc(p.title)}: no data</text>`;
-  const xs = [...new Set(all.map((q) => q.x))].sort((a, b) => a - b);
-  const [xlo, xhi] = xs.length > 1 ? [Math.log10(xs[0]!), Math.log10(xs[xs.length - 1]!)] : [Math.log10(xs[0]!) - 0.5, Math.log10(xs[0]!) + 0.5];
-  const [ylo, yhi] = decadeRange(all.map((q) => q.y));
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
-  const padX = (xhi - xlo) * 0.06;
-  const X = (x: number) => offsetX + M.left + ((Math.log10(x) - (xlo - padX)) / (xhi - xlo + 2 * padX)) * pw;
-  const Y = (y: number) => M.top + ph - ((Math.log10(y) - ylo) / (yhi - ylo)) * ph;
+  const xFormat = p.xFormat ?? formatN;
+  const yFormat = p.yFormat ?? formatTime;
+  // x: log spreads the distinct x values (sizes); linear runs from 0 (or the minimum).
+  let X: (x: number) => number;
+  let xTicks: number[];
+  if (p.xScale === 'linear') {
+    const axis = linearTicks(all.map((q) => q.x));
+    X = (x) => offsetX + M.left + ((x - axis.lo) / (axis.hi - axis.lo)) * pw;
+    xTicks = axis.ticks;
+  } else {
+    const xs = [...new Set(all.map((q) => q.x))].sort((a, b) => a - b);
+    const [xlo, xhi] = xs.length > 1 ? [Math.log10(xs[0]!), Math.log10(xs[xs.length - 1]!)] : [Math.log10(xs[0]!) - 0.5, Math.log10(xs[0]!) + 0.5];
+    const padX = (xhi - xlo) * 0.06;
+    X = (x) => offsetX + M.left + ((Math.log10(x) - (xlo - padX)) / (xhi - xlo + 2 * padX)) * pw;
+    xTicks = xs;
+  }
   const out: string[] = [];
   out.push(`<text x="${offsetX + M.left + pw / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(p.title)}</text>`);
   out.push(`<rect x="${offsetX + M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
-  for (let d = ylo; d <= yhi; d++) {
-    const y = Y(10 ** d);
-    out.push(`<line x1="${offsetX + M.left}" x2="${offsetX + M.left + pw}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
-    out.push(`<text x="${offsetX + M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${esc(formatTime(10 ** d))}</text>`);
-    for (let k = 2; k < 10 && d < yhi; k++) {
-      const yy = Y(k * 10 ** d);
-      out.push(`<line x1="${offsetX + M.left}" x2="${offsetX + M.left + 4}" y1="${yy}" y2="${yy}" stroke="#bbb"/>`);
+  let Y: (y: number) => number;
+  if (p.yScale === 'linear') {
+    const axis = linearTicks(all.map((q) => q.y));
+    Y = (y) => M.top + ph - ((y - axis.lo) / (axis.hi - axis.lo)) * ph;
+    for (const v of axis.ticks) {
+      const y = Y(v);
+      out.push(`<line x1="${offsetX + M.left}" x2="${offsetX + M.left + pw}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
+      out.push(`<text x="${offsetX + M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${esc(yFormat(v))}</text>`);
+    }
+  } else {
+    const [ylo, yhi] = decadeRange(all.map((q) => q.y));
+    Y = (y) => M.top + ph - ((Math.log10(y) - ylo) / (yhi - ylo)) * ph;
+    for (let d = ylo; d <= yhi; d++) {
+      const y = Y(10 ** d);
+      out.push(`<line x1="${offsetX + M.left}" x2="${offsetX + M.left + pw}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
+      out.push(`<text x="${offsetX + M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${esc(yFormat(10 ** d))}</text>`);
+      for (let k = 2; k < 10 && d < yhi; k++) {
+        const yy = Y(k * 10 ** d);
+        out.push(`<line x1="${offsetX + M.left}" x2="${offsetX + M.left + 4}" y1="${yy}" y2="${yy}" stroke="#bbb"/>`);
+      }
     }
   }
-  for (const x of xs) {
+  for (const x of xTicks) {
     const px = X(x);
     out.push(`<line x1="${px}" x2="${px}" y1="${M.top}" y2="${M.top + ph}" stroke="#eee"/>`);
-    out.push(`<text x="${px}" y="${M.top + ph + 16}" text-anchor="middle" font-size="11">${formatN(x)}</text>`);
+    out.push(`<text x="${px}" y="${M.top + ph + 16}" text-anchor="middle" font-size="11">${esc(xFormat(x))}</text>`);
   }
   out.push(`<text x="${offsetX + M.left + pw / 2}" y="${M.top + ph + 34}" text-anchor="middle" font-size="12">${esc(p.xLabel)}</text>`);
   out.push(
@@ -95,7 +141,7 @@ function panel(p: Panel, offsetX: number): string {
         `<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map((q) => `${X(q.x).toFixed(1)},${Y(q.y).toFixed(1)}`).join(' ')}"/>`,
       );
     }
-    for (const q of pts) out.push(`<circle cx="${X(q.x).toFixed(1)}" cy="${Y(q.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.label}: N=${formatN(q.x)}, ${formatTime(q.y)}`)}</title></circle>`);
+    if ((s.dotRadius ?? 3.5) > 0) for (const q of pts) out.push(`<circle cx="${X(q.x).toFixed(1)}" cy="${Y(q.y).toFixed(1)}" r="${s.dotRadius ?? 3.5}" fill="${s.color}"><title>${esc(`${s.label}: ${p.xFormat ? xFormat(q.x) : `N=${formatN(q.x)}`}, ${yFormat(q.y)}`)}</title></circle>`);
   }
   // Legend under the plot, two columns.
   p.series.forEach((s, i) => {

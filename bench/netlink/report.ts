@@ -440,6 +440,31 @@ export interface ReportOptions {
   svgDir?: string;
 }
 
+/**
+ * RESULTS.md is shared: other reports (bench/gateway) own a section of it, between
+ * `<!-- section:NAME -->` and `<!-- /section:NAME -->`. `withSection` puts `body` in the named
+ * section (replacing it, or inserting it before "## Other benchmarks", else at the end);
+ * this report keeps every such section when it rewrites the file.
+ */
+export function withSection(markdown: string, name: string, body: string): string {
+  const open = `<!-- section:${name} -->`;
+  const close = `<!-- /section:${name} -->`;
+  const block = `${open}\n${body.trim()}\n${close}\n`;
+  const start = markdown.indexOf(open);
+  const end = markdown.indexOf(close);
+  if (start >= 0 && end > start) return markdown.slice(0, start) + block + markdown.slice(end + close.length).replace(/^\n/, '');
+  const other = markdown.indexOf('\n## Other benchmarks');
+  if (other >= 0) return `${markdown.slice(0, other + 1)}${block}\n${markdown.slice(other + 1)}`;
+  return `${markdown.replace(/\n*$/, '\n\n')}${block}`;
+}
+
+/** The sections other reports own in `markdown`, by name. */
+function ownedSections(markdown: string): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  for (const m of markdown.matchAll(/<!-- section:([\w-]+) -->\n([\s\S]*?)<!-- \/section:\1 -->/g)) found.push([m[1]!, m[2]!]);
+  return found;
+}
+
 export function writeReport(resultsFile: string, options: ReportOptions = {}): { markdown: string; svg: string } {
   const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as BenchResults;
   const resultsName = basename(resultsFile);
@@ -449,7 +474,11 @@ export function writeReport(resultsFile: string, options: ReportOptions = {}): {
   const svgPath = join(svgDir, svgName);
   const caption = `jitguard bench ${results.date} · ${String(results.environment.kernel)} · ${(results.environment.vm as { description?: string } | undefined)?.description ?? ''}`;
   writeFileSync(svgPath, renderSvg(plotPanels(results), caption));
-  writeFileSync(markdownPath, renderMarkdown(results, relative(dirname(markdownPath), svgPath), relative(dirname(markdownPath), resultsFile)));
+  let markdown = renderMarkdown(results, relative(dirname(markdownPath), svgPath), relative(dirname(markdownPath), resultsFile));
+  if (existsSync(markdownPath)) {
+    for (const [name, body] of ownedSections(readFileSync(markdownPath, 'utf8'))) markdown = withSection(markdown, name, body);
+  }
+  writeFileSync(markdownPath, markdown);
   return { markdown: markdownPath, svg: svgPath };
 }
 

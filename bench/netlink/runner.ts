@@ -13,7 +13,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   type BenchConfig,
   type Measurement,
@@ -23,9 +24,9 @@ import {
   BENCH_DIR,
   MAXRSS,
   NETLINK_DIR,
-  ROOT_DIR,
   SCRATCH,
   addRatios,
+  bundleEntry,
   fileExists,
   formatSeconds,
   makePeers,
@@ -95,7 +96,8 @@ function tryRun(command: string, args: string[]): string {
   }
 }
 
-function environment(): Record<string, unknown> {
+/** The machine, kernel, tools and versions a results file records (bench/gateway uses it too). */
+export function environment(): Record<string, unknown> {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? '?';
   const hypervisor = /^flags\s*:.*\bhypervisor\b/m.test(cpuinfo);
@@ -129,28 +131,12 @@ function preflight(): void {
   }
 }
 
-/**
- * Bundles child.ts (and jitguard's lib) into one file with esbuild (present as tsx's own
- * dependency): a child then starts in ~1 s under TCG instead of several under tsx. The
- * bundle lives inside the project so jitguard finds its addon from there.
- */
+/** Children run from one esbuild bundle of child.ts (common.ts `bundleEntry`), else under tsx. */
 async function prepareChildBundle(log: (m: string) => void): Promise<() => void> {
-  const out = join(ROOT_DIR, '.cache', 'bench', `child-${process.pid}.mjs`);
   try {
-    const esbuild = await import('esbuild');
-    await esbuild.build({
-      entryPoints: [join(NETLINK_DIR, 'child.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: out,
-      external: ['better-sqlite3', 'netlink', 'wireguard-tools.js', 'node-gyp-build'],
-      logLevel: 'warning',
-    });
-    await esbuild.stop?.(); // no long-lived esbuild service beside the measurements
-    setChildCommand([process.execPath, out]);
-    return () => rmSync(out, { force: true });
+    const bundle = await bundleEntry(join(NETLINK_DIR, 'child.ts'), `child-${process.pid}`);
+    setChildCommand(bundle.command);
+    return bundle.remove;
   } catch (error) {
     log(`could not bundle child.ts (${(error as Error).message}); children run under tsx (slower start)`);
     return () => undefined;
@@ -276,7 +262,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`[bench] ${(error as Error).stack ?? String(error)}`);
-  process.exit(1);
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((error: unknown) => {
+    console.error(`[bench] ${(error as Error).stack ?? String(error)}`);
+    process.exit(1);
+  });
+}

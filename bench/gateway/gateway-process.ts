@@ -1,0 +1,193 @@
+/**
+ * The gateway under test, in its own process inside the gateway's network namespace: a
+ * `Gateway` on wg0 with a `SqliteStore`, the event-loop stall probe, and what the orchestrator
+ * asks of it over IPC (rpc.ts). Its CPU time, stalls and event times are its own: the bench's
+ * set-up, clients and samplers run in other processes.
+ *
+ *   node gateway-process.mjs        (started by the bench runner through `ip netns exec`)
+ */
+import { Gateway, type GatewayOptions } from '../../lib/gateway/gateway.js';
+import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
+import type { EvictReason, ResolvedPeer } from '../../lib/index.js';
+import { instrument, takeParts } from './parts.js';
+import { serve } from './rpc.js';
+import { StallProbe, type StallWindow } from './stall.js';
+
+const unixNow = () => performance.timeOrigin + performance.now();
+
+export interface OpenParams {
+  interface: string;
+  storePath: string;
+  captureInterface: string;
+  idleTimeout?: number;
+  evictInterval?: number;
+  handshakeGrace?: number;
+  rateLimit?: GatewayOptions['rateLimit'];
+}
+
+export interface StartReport {
+  /** `new SqliteStore(path)` + `new Gateway(…)`, ms. */
+  openMs: number;
+  /** From this process's start (Node's time origin) to ready: process start-up and module loading included, ms. */
+  processStartToReadyMs: number;
+  /** Unix ms when start() was called and when it resolved. */
+  startCalledAt: number;
+  readyAt: number;
+  startMs: number;
+  stall: StallWindow;
+}
+
+export interface InstalledRecord {
+  at: number;
+  publicKey: string;
+  knockToInstallMs: number;
+  via: 'store' | 'resolver';
+}
+
+export interface Measured {
+  stall: StallWindow;
+  /** CPU time of this process since `mark`, µs. */
+  cpuUserMicros: number;
+  cpuSystemMicros: number;
+  elapsedMs: number;
+  stats: ReturnType<Gateway['stats']>;
+}
+
+export interface EvictionTimeline {
+  /** Unix ms of each eviction, in order (the orchestrator buckets them). */
+  at: number[];
+  reasons: Partial<Record<EvictReason, number>>;
+}
+
+if (process.env.JITGUARD_BENCH_PARTS) instrument();
+const probe = new StallProbe();
+probe.start();
+let gateway: Gateway | null = null;
+let openMs = 0;
+let markCpu = process.cpuUsage();
+let markAt = unixNow();
+const installed: InstalledRecord[] = [];
+const evictedAt: number[] = [];
+const evictReasons: Partial<Record<EvictReason, number>> = {};
+const installWaiters: Array<{ count: number; resolve: (at: number) => void }> = [];
+const errors: string[] = [];
+
+function need(): Gateway {
+  if (!gateway) throw new Error('gateway not opened');
+  return gateway;
+}
+
+serve({
+  open(params: OpenParams) {
+    const t0 = performance.now();
+    const store = new SqliteStore(params.storePath);
+    gateway = new Gateway({
+      interface: params.interface,
+      store,
+      capture: { interface: params.captureInterface },
+      ...(params.idleTimeout !== undefined ? { idleTimeout: params.idleTimeout } : {}),
+      ...(params.evictInterval !== undefined ? { evictInterval: params.evictInterval } : {}),
+      ...(params.handshakeGrace !== undefined ? { handshakeGrace: params.handshakeGrace } : {}),
+      ...(params.rateLimit !== undefined ? { rateLimit: params.rateLimit } : {}),
+    });
+    openMs = performance.now() - t0;
+    gateway.on('installed', (e) => {
+      installed.push({ at: unixNow(), publicKey: e.publicKey, knockToInstallMs: e.knockToInstallMs, via: e.via });
+      for (let i = installWaiters.length - 1; i >= 0; i--) {
+        if (installed.length >= installWaiters[i]!.count) installWaiters.splice(i, 1)[0]!.resolve(unixNow());
+      }
+    });
+    gateway.on('evicted', (e) => {
+      evictedAt.push(unixNow());
+      evictReasons[e.reason] = (evictReasons[e.reason] ?? 0) + 1;
+    });
+    gateway.on('error', (e) => {
+      if (errors.length < 20) errors.push(`${e.stage}: ${e.code}`);
+    });
+    return { openMs };
+  },
+
+  async start(): Promise<StartReport> {
+    const gw = need();
+    probe.take();
+    const startCalledAt = unixNow();
+    await gw.start();
+    const readyAt = unixNow();
+    return { openMs, processStartToReadyMs: readyAt - performance.timeOrigin, startCalledAt, readyAt, startMs: readyAt - startCalledAt, stall: probe.take() };
+  },
+
+  async upsert(params: { peers: ResolvedPeer[] }) {
+    const gw = need();
+    for (const peer of params.peers) await gw.upsertPeer(peer);
+    return params.peers.length;
+  },
+
+  /** Starts a measurement window: stall, CPU and the lists of installs and evictions. */
+  mark() {
+    probe.take();
+    markCpu = process.cpuUsage();
+    markAt = unixNow();
+    installed.length = 0;
+    evictedAt.length = 0;
+    for (const k of Object.keys(evictReasons)) delete evictReasons[k as EvictReason];
+    takeParts();
+    return { at: markAt, stats: need().stats() };
+  },
+
+  /** The window since `mark` (the stall window restarts; CPU and lists keep counting). */
+  measure(): Measured {
+    const cpu = process.cpuUsage(markCpu);
+    return { stall: probe.take(), cpuUserMicros: cpu.user, cpuSystemMicros: cpu.system, elapsedMs: unixNow() - markAt, stats: need().stats() };
+  },
+
+  /** Stops or restarts the stall probe (to measure what it costs). */
+  probe(params: { on: boolean }) {
+    if (params.on) probe.start();
+    else probe.stop();
+  },
+
+  /** The stall window so far, not reset. */
+  stall: () => probe.peek(),
+
+  stats: () => need().stats(),
+
+  installed: () => installed,
+
+  /** Resolves with the Unix ms at which the `count`-th install since `mark` happened (null on timeout). */
+  waitInstalls(params: { count: number; timeoutMs: number }): Promise<number | null> {
+    if (installed.length >= params.count) return Promise.resolve(installed[params.count - 1]!.at);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const i = installWaiters.findIndex((w) => w.resolve === done);
+        if (i >= 0) installWaiters.splice(i, 1);
+        resolve(null);
+      }, params.timeoutMs);
+      const done = (at: number) => {
+        clearTimeout(timer);
+        resolve(at);
+      };
+      installWaiters.push({ count: params.count, resolve: done });
+    });
+  },
+
+  evictions: (): EvictionTimeline => ({ at: evictedAt, reasons: evictReasons }),
+
+  evictedCount: () => evictedAt.length,
+
+  errors: () => errors,
+
+  /** Per-part call counts and durations since the last call (JITGUARD_BENCH_PARTS=1; else empty). */
+  parts: () => takeParts(),
+
+  async evictNow() {
+    await need().evictNow();
+  },
+
+  /** Stops the gateway; with JITGUARD_BENCH_PARTS, the parts since the last `mark` (or `parts`) come back too. */
+  async stop() {
+    const parts = takeParts();
+    const t0 = performance.now();
+    await gateway?.stop();
+    return { stopMs: performance.now() - t0, stall: probe.take(), parts };
+  },
+});
