@@ -3,7 +3,7 @@
  * in the order that makes a refusal cheap (nothing half-configured is left behind) and readiness
  * honest (`/readyz` answers 503 from the moment the metrics port is up until every listener is):
  *
- *   capabilities → credential files → TLS files → interface → store → metrics server
+ *   capabilities → credential files → TLS files → store → interface → metrics server
  *   → gateway.start() (reconcile, capture) → WebSocket relay → admin API → ready
  *
  * `stop()` goes the other way: stop accepting (admin, relay), drain (`gateway.stop()`, which
@@ -16,6 +16,7 @@ import type { DestinationStream } from 'pino';
 import { ValidationError } from '../errors.js';
 import { Gateway, type GatewayKernel } from '../gateway/gateway.js';
 import { GatewayError } from '../gateway/errors.js';
+import type { SqliteStore } from '../gateway/sqlite-store.js';
 import { WebSocketRelay } from '../websocket/relay.js';
 import { WireGuard } from '../wireguard/client.js';
 import { createAdminServer } from './admin-api.js';
@@ -61,6 +62,8 @@ export class Daemon {
   private adminServer: Server | null = null;
   private relay: WebSocketRelay | null = null;
   private gateway: Gateway | null = null;
+  /** The store while no gateway owns it yet (closed by release() if start fails before). */
+  private unownedStore: SqliteStore | null = null;
 
   private constructor(
     readonly settings: GatewaySettings,
@@ -124,10 +127,12 @@ export class Daemon {
       resolverHeaders: settings.resolver?.headers.map((h) => (h.kind === 'value' ? h.name : `@${h.path}`)) ?? [],
       captureInterface: settings.captureInterface,
     }, 'starting');
+    // The store first: a database that cannot be written must not leave a created interface behind.
+    const store = openStore(settings.db);
+    this.unownedStore = store;
     const setup = await prepareInterface(this.kernel, settings, deps);
     if (setup.created) logger.info({ event: 'interface-created', interface: settings.interface, publicKey: setup.device.publicKey, listenPort: setup.device.listenPort }, 'interface created');
 
-    const store = openStore(settings.db);
     let gateway: Gateway;
     try {
       gateway = new Gateway({
@@ -141,10 +146,11 @@ export class Daemon {
         wireguard: this.kernel,
       });
     } catch (error) {
-      await store.close();
       if (error instanceof ValidationError) throw new Refusal(messageOf(error));
       throw error;
     }
+    // From here the gateway owns the store: its stop() closes it.
+    this.unownedStore = null;
     this.gateway = gateway;
     logGatewayEvents(gateway, logger);
 
@@ -210,6 +216,7 @@ export class Daemon {
       this.relay?.close(1000),
     ]);
     await this.gateway?.stop();
+    this.unownedStore?.close();
     if (this.metricsServer) await closeServer(this.metricsServer);
     if (this.ownsKernel) await this.kernel.close?.();
   }

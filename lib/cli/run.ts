@@ -2,16 +2,17 @@
  * The command line end to end, with the process's edges passed in (output, signals, the
  * daemon's dependencies) so tests run it in-process: parse → settings → run → exit code.
  * 0: done (or help); 2: refused (one line on stderr); 1: failed.
+ *
+ * Each command's modules are imported only when it runs: `--help`, a bad flag or `ws-connect`
+ * should not pay for loading the gateway (the addon, the Noise code, SQLite, prom-client).
  */
 import type { DestinationStream } from 'pino';
 import { parseArguments, type ParsedArguments } from './arguments.js';
-import { bridgeSettings, startBridge } from './bridge-command.js';
 import { mergeSettings, readConfigFile } from './config-file.js';
-import { Daemon, type DaemonDeps } from './daemon.js';
-import { createLogger } from './logger.js';
+import type { Daemon, DaemonDeps } from './daemon.js';
 import { messageOf, Refusal, REFUSAL_EXIT_CODE, stderrLine } from './refusal.js';
 import { gatewaySettings } from './settings.js';
-import { untilStopped, type SignalSource } from './signals.js';
+import type { SignalSource } from './signals.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -51,6 +52,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 async function runGateway(parsed: Extract<ParsedArguments, { command: 'gateway' }>, io: CliIo): Promise<number> {
   const config = parsed.configFile !== undefined ? readConfigFile(parsed.configFile) : {};
   const settings = gatewaySettings(mergeSettings(config, parsed.flags));
+  const [{ Daemon }, { createLogger }, { untilStopped }] = await Promise.all([import('./daemon.js'), import('./logger.js'), import('./signals.js')]);
   const logger = createLogger(settings.logLevel, io.logDestination);
   const daemon = await Daemon.start(settings, { ...io.daemon, logger });
   io.onDaemon?.(daemon);
@@ -58,6 +60,7 @@ async function runGateway(parsed: Extract<ParsedArguments, { command: 'gateway' 
 }
 
 async function runBridge(parsed: Extract<ParsedArguments, { command: 'ws-connect' }>, io: CliIo): Promise<number> {
+  const [{ bridgeSettings, startBridge }, { createLogger }, { untilStopped }] = await Promise.all([import('./bridge-command.js'), import('./logger.js'), import('./signals.js')]);
   const settings = bridgeSettings(parsed.flags);
   const logger = createLogger(settings.logLevel, io.logDestination);
   const bridge = await startBridge(settings, logger);

@@ -66,6 +66,11 @@ describe('jitguard gateway refuses, with one line and exit code 2', () => {
   it('a private key file that cannot be read', () => refuses(['--interface', 'wg0', '--db', db(), '--private-key-file', dir.join('none.key'), '--listen-port', '51820'], /--private-key-file .*none\.key: cannot read it \(ENOENT\)/, { kernel: new DaemonKernel({ exists: false }) }));
 
   it('a database whose directory does not exist', () => refuses(['--interface', 'wg0', '--db', dir.join('no/such/dir/p.db')], /--db .*: database not writable: directory .*no\/such\/dir does not exist/));
+  it('a database not writable, before any interface is created', async () => {
+    const kernel = new DaemonKernel({ exists: false });
+    await refuses(['--interface', 'wg0', '--db', dir.join('missing/p.db'), '--private-key-file', dir.file('k', `${Buffer.alloc(32, 3).toString('base64')}\n`), '--listen-port', '51820'], /database not writable/, { kernel });
+    assert.equal(kernel.createCalls, 0);
+  });
   it('a database whose directory is a file', () => refuses(['--interface', 'wg0', '--db', `${dir.file('plain', '')}/p.db`], /database not writable: .*plain is not a directory/));
   it('a database path that is a directory', () => {
     const path = dir.join('a-directory.db');
