@@ -21,7 +21,7 @@ export interface BridgeSettings {
 
 export function bridgeSettings(raw: RawBridgeSettings): BridgeSettings {
   if (typeof raw.url !== 'string') throw new Refusal('--url is required (the relay, e.g. wss://gateway.example:443/)');
-  const listen = parseListenAddress(raw.listen, '--listen');
+  const listen = parseListenAddress(raw.listen, '--listen', { numeric: true });
   if (raw.insecure === true && raw.pinSha256 !== undefined) throw new Refusal('--insecure and --pin-sha256 exclude each other');
   return {
     url: raw.url,

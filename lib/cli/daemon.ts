@@ -166,14 +166,20 @@ export class Daemon {
     }
 
     if (settings.websocket) {
-      const relay = new WebSocketRelay({
-        host: settings.websocket.listen.host,
-        port: settings.websocket.listen.port,
-        wireguardPort: gateway.listenPort,
-        onInitiation: (payload, source) => { gateway.inject(payload, source); },
-        registry: gateway.metrics,
-        ...(tls ? { tls } : {}),
-      });
+      let relay: WebSocketRelay;
+      try {
+        relay = new WebSocketRelay({
+          host: settings.websocket.listen.host,
+          port: settings.websocket.listen.port,
+          wireguardPort: gateway.listenPort,
+          onInitiation: (payload, source) => { gateway.inject(payload, source); },
+          registry: gateway.metrics,
+          ...(tls ? { tls } : {}),
+        });
+      } catch (error) {
+        // A certificate and key that do not parse or do not match fail here.
+        throw new Refusal(`--websocket: ${messageOf(error)}`);
+      }
       relay.on('error', (error) => logger.warn({ event: 'websocket-error', err: error }, 'WebSocket relay server error'));
       relay.on('connection', ({ client }) => logger.debug({ event: 'websocket-connected', client: `${client.address}:${client.port}` }, 'WebSocket client connected'));
       relay.on('disconnect', ({ client, reason }) => logger.debug({ event: 'websocket-disconnected', client: `${client.address}:${client.port}`, reason }, 'WebSocket client disconnected'));

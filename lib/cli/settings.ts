@@ -73,7 +73,7 @@ export function gatewaySettings(raw: RawGatewaySettings): GatewaySettings {
   if (admin !== null && adminTokenFile === null) throw new Refusal('--admin needs --admin-token-file (the admin API always requires a Bearer token)');
   if (admin === null && adminTokenFile !== null) throw new Refusal('--admin-token-file needs --admin');
 
-  const websocket = raw.websocket === undefined ? null : parseListenAddress(raw.websocket, '--websocket');
+  const websocket = raw.websocket === undefined ? null : parseListenAddress(raw.websocket, '--websocket', { numeric: true });
   const certFile = optionalPath(raw.tlsCert, '--tls-cert');
   const keyFile = optionalPath(raw.tlsKey, '--tls-key');
   if ((certFile === null) !== (keyFile === null)) throw new Refusal('--tls-cert and --tls-key go together');

@@ -135,6 +135,7 @@ describe('gatewaySettings', () => {
     [[...base, '--metrics', '127.0.0.1:99999'], /--metrics: port 99999 is above 65535/],
     [[...base, '--metrics', '[10.0.0.1]:80'], /not an IPv6 address/],
     [[...base, '--metrics', 'bad_host!:80'], /not an IP address or host name/],
+    [[...base, '--websocket', 'localhost:443'], /--websocket: expected a numeric IP address, got 'localhost'/],
     [[...base, '--admin', '127.0.0.1:9101'], /--admin needs --admin-token-file/],
     [[...base, '--admin-token-file', '/a'], /--admin-token-file needs --admin/],
     [[...base, '--websocket', '0.0.0.0:443', '--tls-cert', '/c'], /--tls-cert and --tls-key go together/],

@@ -94,6 +94,7 @@ describe('jitguard gateway refuses, with one line and exit code 2', () => {
     }
   });
   it('a TLS file that cannot be read', () => refuses(['--interface', 'wg0', '--db', db(), '--websocket', '127.0.0.1:0', '--tls-cert', dir.join('none.pem'), '--tls-key', dir.join('none.pem')], /--tls-cert .*none\.pem: cannot read it \(ENOENT\)/));
+  it('a TLS certificate that is not PEM', () => refuses(['--interface', 'wg0', '--db', db(), '--websocket', '127.0.0.1:0', '--tls-cert', dir.file('c.pem', 'junk'), '--tls-key', dir.file('k.pem', 'junk')], /--websocket: options\.tls\.cert: expected a PEM certificate/));
   it('an unreadable admin token file', () => refuses(['--interface', 'wg0', '--db', db(), '--admin', '127.0.0.1:0', '--admin-token-file', dir.join('none.token')], /--admin-token-file .*none\.token: cannot read it \(ENOENT\)/));
 });
 
