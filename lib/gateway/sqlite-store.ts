@@ -355,9 +355,9 @@ export class SqliteStore implements Store {
   /**
    * Many keys at once, in one read transaction (a consistent snapshot): for start-up
    * reconciliation. Keys the store does not know are absent from the map. The keys are looked
-   * up in sorted order, so consecutive lookups share B-tree pages (10^5 random keys in a store of
-   * 10^6 on an idle 2-CPU VM: about 0.6 s sorted against 1.0 s unsorted; 500-key `IN (…)` queries were no faster
-   * than this one-key statement in a loop).
+   * up in sorted order, so consecutive lookups share B-tree pages (10^5 random keys in a store
+   * of 10^6, on an idle 2-CPU VM: about 0.6 s sorted against 1.0 s unsorted; 500-key `IN (…)`
+   * queries were no faster than this one-key statement in a loop).
    */
   getPeers(publicKeys: readonly string[]): Map<string, StoredPeer | 'revoked'> {
     if (!Array.isArray(publicKeys)) throw new ValidationError('publicKeys', `expected an array of keys, got ${describe(publicKeys)}`);
@@ -383,8 +383,8 @@ export class SqliteStore implements Store {
    * validated as `putPeer` validates before anything is written (a bad one throws a
    * `ValidationError` naming `peers[i]`). Rows are written in key order: a B-tree filled in
    * order touches each page once, several times faster than random keys once the table
-   * outgrows SQLite's page cache (10^6 peers on an idle 2-CPU VM: ~140,000 rows/s against ~32,000). Returns how
-   * many were written.
+   * outgrows SQLite's page cache (10^6 peers on an idle 2-CPU VM: ~140,000 rows/s against
+   * ~32,000). Of two peers with one key, the later wins. Returns how many were written.
    */
   putPeers(peers: readonly StoredPeer[]): number {
     if (!Array.isArray(peers)) throw new ValidationError('peers', `expected an array of peers, got ${describe(peers)}`);
