@@ -277,6 +277,14 @@ describe('SqliteStore: bulk', () => {
     store.close();
   });
 
+  it('putPeers: of two peers with one key, the later wins', () => {
+    const store = new SqliteStore(':memory:');
+    store.putPeers([peer(1, { fetchedAt: 1 }), peer(2), peer(1, { fetchedAt: 2 })]);
+    assert.equal((store.getPeer(peer(1).publicKey) as StoredPeer).fetchedAt, 2);
+    assert.equal(store.countPeers(), 2);
+    store.close();
+  });
+
   it('putPeers is all or none: one invalid peer writes nothing', () => {
     const store = new SqliteStore(':memory:');
     const peers = [peer(1), peer(2), { ...peer(3), allowedIps: ['nope'] }, peer(4)];
