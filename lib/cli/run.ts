@@ -54,9 +54,20 @@ async function runGateway(parsed: Extract<ParsedArguments, { command: 'gateway' 
   const settings = gatewaySettings(mergeSettings(config, parsed.flags));
   const [{ Daemon }, { createLogger }, { untilStopped }] = await Promise.all([import('./daemon.js'), import('./logger.js'), import('./signals.js')]);
   const logger = createLogger(settings.logLevel, io.logDestination);
-  const daemon = await Daemon.start(settings, { ...io.daemon, logger });
+  // Signals are handled from before the start, so a SIGTERM during reconciliation stops the
+  // daemon once it has started (or exits at the drain limit) instead of killing it half-started.
+  const starting = Daemon.start(settings, { ...io.daemon, logger });
+  let daemon: Daemon | null = null;
+  const stopped = untilStopped({
+    signals: io.signals,
+    stop: () => (daemon ? daemon.stop() : starting.then((started) => started.stop(), () => undefined)),
+    reload: () => daemon?.reload(),
+    logger,
+    ...(io.forceAfterMs !== undefined ? { forceAfterMs: io.forceAfterMs } : {}),
+  });
+  daemon = await starting;
   io.onDaemon?.(daemon);
-  return untilStopped({ signals: io.signals, stop: () => daemon.stop(), reload: () => daemon.reload(), logger, ...(io.forceAfterMs !== undefined ? { forceAfterMs: io.forceAfterMs } : {}) });
+  return stopped;
 }
 
 async function runBridge(parsed: Extract<ParsedArguments, { command: 'ws-connect' }>, io: CliIo): Promise<number> {

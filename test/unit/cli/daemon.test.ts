@@ -13,7 +13,7 @@ import { untilStopped } from '../../../lib/cli/signals.js';
 import { formatListenAddress, type ListenAddress } from '../../../lib/cli/listen-address.js';
 import { Registry, Counter } from 'prom-client';
 import { EventEmitter } from 'node:events';
-import { TestClient, storedPeer } from '../gateway/support/fakes.js';
+import { TestClient, randomKey } from '../gateway/support/fakes.js';
 import { ControlPlane } from './support/control-plane.js';
 import { DaemonKernel, LogCapture, TempDir, readyCli, startCli, terminate } from './support/daemon-harness.js';
 
@@ -68,7 +68,7 @@ describe('the metrics server', () => {
 describe('jitguard gateway over a fake kernel', () => {
   it('serves the gateway\'s and the relay\'s metrics, is ready once started, and exits 0 on SIGTERM', async () => {
     const kernel = new DaemonKernel();
-    kernel.add({ publicKey: storedPeer(new TestClient(kernel.publicKey).publicKey).publicKey, lastHandshake: new Date() });
+    kernel.add({ publicKey: randomKey(), lastHandshake: new Date() });
     const run = await readyCli(['gateway', '--interface', 'wg0', '--db', dir.join('a.db'), '--metrics', '127.0.0.1:0', '--websocket', '127.0.0.1:0'], { daemon: { kernel } });
     const { addresses } = run.ready;
     assert.equal((await fetch(url(addresses.metrics, '/readyz'))).status, 200);
@@ -206,6 +206,17 @@ describe('jitguard gateway over a fake kernel', () => {
     run.signals.emit('SIGTERM');
     assert.equal(run.ready.ready, false);
     assert.equal(await run.exit, 0);
+  });
+
+  it('a SIGTERM while starting stops the daemon once started, and exits 0', async () => {
+    const kernel = new DaemonKernel();
+    kernel.latencyMs = 100;
+    const run = startCli(['gateway', '--interface', 'wg0', '--db', dir.join('early.db')], { daemon: { kernel } });
+    await eventually(() => run.log.events('starting').length === 1, 'the starting line');
+    run.signals.emit('SIGTERM');
+    assert.equal(await run.exit, 0);
+    const events = run.log.lines().map((l) => l.event);
+    assert.deepEqual(events.filter((e) => e !== 'evicted'), ['starting', 'stopping', 'ready', 'stopped']);
   });
 
   it('runs startCli to a refusal when the daemon cannot start', async () => {
