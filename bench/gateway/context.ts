@@ -43,8 +43,16 @@ export interface GatewaySizeResult extends SizeResult {
   series?: Record<string, Point[]>;
 }
 
+export interface Part {
+  calls: number;
+  totalMs: number;
+  maxMs: number;
+}
+
 export interface GatewayMeasurementResult extends MeasurementResult {
   sizes: GatewaySizeResult[];
+  /** With JITGUARD_BENCH_PARTS=1: each gateway process's parts (bench/gateway/parts.ts), since its last mark. */
+  parts?: Array<{ label: string; parts: Record<string, Part> }>;
 }
 
 export interface GatewayRunContext {
@@ -56,7 +64,7 @@ export interface GatewayRunContext {
   bulkLoadSeconds: Map<number, number>;
   startGateway(t: Topology, params: Omit<OpenParams, 'interface' | 'captureInterface'>): Promise<ChildRpc>;
   startInitiator(t: Topology): Promise<ChildRpc>;
-  /** Stops a gateway started with startGateway (and logs its parts when they are measured). */
+  /** Stops a gateway started with startGateway (its parts, when measured, go into the results). */
   stopGateway(rpc: ChildRpc | undefined, label: string): Promise<void>;
 }
 
@@ -115,13 +123,15 @@ export async function startGatewayProcess(commands: ChildCommands, t: Topology, 
 
 /**
  * Stops the gateway and closes its process. With JITGUARD_BENCH_PARTS=1 the parts it measured
- * since its last `mark` are logged (a diagnosis aid; they are not part of the results).
+ * since its last `mark` are logged and returned (the runner puts them into the results).
  */
-export async function stopGatewayProcess(rpc: ChildRpc | undefined, label: string, log: (m: string) => void): Promise<void> {
-  if (!rpc) return;
+export async function stopGatewayProcess(rpc: ChildRpc | undefined, label: string, log: (m: string) => void): Promise<Record<string, Part> | undefined> {
+  if (!rpc) return undefined;
+  let parts: Record<string, Part> | undefined;
   try {
-    const stopped = await rpc.call<{ parts?: Record<string, { calls: number; totalMs: number; maxMs: number }> }>('stop', {}, 600_000);
+    const stopped = await rpc.call<{ parts?: Record<string, Part> }>('stop', {}, 600_000);
     if (stopped.parts && Object.keys(stopped.parts).length) {
+      parts = stopped.parts;
       const lines = Object.entries(stopped.parts)
         .sort((a, b) => b[1].totalMs - a[1].totalMs)
         .map(([k, p]) => `    ${k}: ${p.calls} calls, ${p.totalMs.toFixed(0)} ms total, ${(p.totalMs / p.calls).toFixed(2)} ms mean, ${p.maxMs.toFixed(0)} ms max`);
@@ -131,6 +141,7 @@ export async function stopGatewayProcess(rpc: ChildRpc | undefined, label: strin
     /* the process may be gone already; close() reaps it */
   }
   await rpc.close();
+  return parts;
 }
 
 export function startInitiatorProcess(commands: ChildCommands, t: Topology): ChildRpc {

@@ -14,12 +14,7 @@ import { Settler } from '../../lib/gateway/settle.js';
 import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
 import { Verifier } from '../../lib/gateway/verify.js';
 import { WireGuard } from '../../lib/wireguard/client.js';
-
-export interface Part {
-  calls: number;
-  totalMs: number;
-  maxMs: number;
-}
+import type { Part } from './context.js';
 
 const parts = new Map<string, Part>();
 

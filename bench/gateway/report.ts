@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { BENCH_DIR, formatSeconds, type Row } from '../netlink/common.js';
 import { type BenchResults, type Goal, withSection } from '../netlink/report.js';
 import { COLORS, formatN, renderSvg, type Panel } from '../netlink/plot.js';
-import type { GatewayMeasurementResult, GatewaySizeResult } from './context.js';
+import type { GatewayMeasurementResult, GatewaySizeResult, Part } from './context.js';
 
 export interface GatewayGoal extends Goal {
   /** The measured figure and what it is compared with, as text for the table. */
@@ -52,13 +52,13 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
   const jit = measurement(results, 'jit-latency')?.sizes[0];
   const jitRow = row(jit, 'jitguard');
   const pre = row(jit, 'kernel');
-  ratioGoal('jit', 'JIT first reply p50 ≤ 1.5× a peer installed beforehand', '≤ 1.5×', jit?.n ?? 0, jitRow?.seconds, pre?.seconds,
+  if (jit) ratioGoal('jit', 'JIT first reply p50 ≤ 1.5× a peer installed beforehand', '≤ 1.5×', jit?.n ?? 0, jitRow?.seconds, pre?.seconds,
     `p50 ${ms(jitRow?.seconds)} (p99 ${ms(jitRow?.figures?.p99Seconds)})`, `pre-installed p50 ${ms(pre?.seconds)} (p99 ${ms(pre?.figures?.p99Seconds)})`, 1.5);
 
   const burst = measurement(results, 'burst')?.sizes[0];
   const burstRow = row(burst, 'jitguard');
   const floor = row(burst, 'kernel');
-  ratioGoal('burst', `Burst of ${formatN(burst?.n ?? 0)} initiations into an empty gateway ≤ 1.5× the kernel's bulk floor`, '≤ 1.5×', burst?.n ?? 0, burstRow?.seconds, floor?.seconds,
+  if (burst) ratioGoal('burst', `Burst of ${formatN(burst?.n ?? 0)} initiations into an empty gateway ≤ 1.5× the kernel's bulk floor`, '≤ 1.5×', burst?.n ?? 0, burstRow?.seconds, floor?.seconds,
     `${ms(burstRow?.seconds)} in ${burstRow?.figures?.installNetlinkCalls ?? '—'} netlink install calls`, `\`wg addconf\` ${ms(floor?.seconds)}`, 1.5);
 
   // Reboot: every start ≤ 1 s, at every store size.
@@ -201,13 +201,121 @@ function scenarioTable(results: BenchResults, m: GatewayMeasurementResult): stri
 }
 
 /**
- * Where the time goes for each goal this run missed, and what would close it: written from the
- * profiles and part measurements named in each text (bench/gateway/README of this run's
- * commands is in the section's "How to run"). Shown only for goals the results mark missed.
+ * Files checked in beside a results file, same date: an instrumented run of the same scenarios
+ * (gateway-parts-<date>.json, JITGUARD_BENCH_PARTS=1) and the verification's parts and their
+ * alternatives (gateway-verify-<date>.json, from bench/gateway/verify-alternatives.ts, optimised
+ * and interpreter-only). The texts below say which figure comes from which.
  */
-export const CLOSING: Record<string, string> = {};
+export interface Companions {
+  parts?: { run: BenchResults; link: string };
+  verify?: { optimised: Record<string, number>; interpreted: Record<string, number>; link: string };
+}
 
-export function renderSection(results: BenchResults, svgLink: string, resultsLink: string): string {
+function partsOf(c: Companions, id: string): Record<string, Part> | undefined {
+  const m = c.parts ? measurement(c.parts.run, id) : undefined;
+  return m?.parts?.[m.parts.length - 1]?.parts;
+}
+
+function partsTable(parts: Record<string, Part>): string[] {
+  const rows = Object.entries(parts).sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, 12);
+  return [
+    '| part | calls | total | mean | longest |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map(([name, p]) => `| ${cell(name)} | ${num(p.calls)} | ${ms(p.totalMs / 1000)} | ${ms(p.totalMs / p.calls / 1000)} | ${ms(p.maxMs / 1000)} |`),
+  ];
+}
+
+/** Seconds: a part's mean, total or longest call (undefined when not measured). */
+const partMean = (p: Record<string, Part> | undefined, name: string) => (p?.[name] ? p[name]!.totalMs / p[name]!.calls / 1000 : undefined);
+const partTotal = (p: Record<string, Part> | undefined, name: string) => (p?.[name] ? p[name]!.totalMs / 1000 : undefined);
+const partMax = (p: Record<string, Part> | undefined, name: string) => (p?.[name] ? p[name]!.maxMs / 1000 : undefined);
+const partCalls = (p: Record<string, Part> | undefined, name: string) => num(p?.[name]?.calls);
+const us = (v: number | undefined) => (v === undefined ? '—' : ms(v / 1e6));
+
+const VERIFY = 'verify (sync)';
+const BATCH = 'capture: one batch, listeners included (sync)';
+const HMAC_JS = 'HMAC-BLAKE2s with its key set up, lib/noise (JS)';
+const HMAC_NATIVE = 'HMAC-BLAKE2s with its key set up, node:crypto (native)';
+const DH_READY = 'X25519, KeyObject ready (the floor)';
+const DH_JWK = 'X25519, public key imported as JWK';
+const DH_WEB_ONE = 'X25519 via WebCrypto raw import, one at a time';
+const DH_WEB_64 = 'X25519 via WebCrypto raw import, 64 in flight (per op)';
+
+/**
+ * Where the time goes for each goal this run missed, and what would close it. Figures come from
+ * this run's results and, where the text says so, from the companion files (same VM image, run
+ * separately: instrumentation is not free). Shown only for goals the results mark missed.
+ */
+export const CLOSING: Record<string, (results: BenchResults, c: Companions) => string> = {
+  jit(results, c) {
+    const size = measurement(results, 'jit-latency')?.sizes[0];
+    const jit = row(size, 'jitguard');
+    const pre = row(size, 'kernel');
+    const knock = jit?.figures?.knockToInstallP50Seconds;
+    const p = partsOf(c, 'jit-latency');
+    const hot = partMean(partsOf(c, 'burst'), VERIFY);
+    const cold = partMean(p, VERIFY);
+    const flush = partMean(p, 'install: one flush (setDevice and retries)');
+    const store = [partMean(p, 'replay: isFresh'), partMean(p, 'lookup'), partMean(p, 'replay: accept')];
+    // With (1) and (2) below: the pre-installed path plus the gateway's path with a hot verification, all from the instrumented run.
+    const partsPre = c.parts ? row(measurement(c.parts.run, 'jit-latency')?.sizes[0], 'kernel')?.seconds : undefined;
+    const storeSum = store.every((x) => x !== undefined) ? store.reduce((a, b) => a! + b!, 0)! : undefined;
+    const projected = partsPre !== undefined && hot !== undefined && flush !== undefined && storeSum !== undefined ? partsPre + hot + storeSum + flush : undefined;
+    const setMean = partMean(p, 'kernel: setDevice');
+    const v = c.verify;
+    return (
+      `Of the JIT p50 (${ms(jit?.seconds)}), ${ms(knock)} is the gateway's own knock → install (from the capture's kernel timestamp of the client's initiation to \`setDevice\` returning); the remaining ${ms(jit && knock !== undefined ? jit.seconds! - knock : undefined)} is the kernel's part — it initiates back, the client answers, the held ping goes out — about what the whole pre-installed path takes (${ms(pre?.seconds)}). The gap is the gateway's processing. ` +
+      `Per knock in the instrumented run: verification ${ms(cold)}, the install's flush (a one-peer \`setDevice\`) ${ms(flush)}, store and lookup ${store.every((x) => x !== undefined) ? ms(store.reduce((a, b) => a! + b!, 0)) : '—'}. ` +
+      `The verification is cold — one every second or two never keeps V8's optimised code — and cost ${cold !== undefined && hot !== undefined ? `${(cold / hot).toFixed(1)}×` : '—'} a verification in the burst (${ms(hot)}, hot). In a profiled run (node --cpu-prof, same VM image) its largest part was lib/noise's JavaScript BLAKE2s (~40%: the KDF's HMACs and hashes), then the two DH with their JWK key imports (~27%) and the AEAD opens (~16%). ` +
+      'What would close it: (1) hand the captured initiation itself to the kernel once the peer is installed (sent to the interface\'s port from the client\'s address, so the kernel answers it as it answers a pre-installed peer\'s) instead of having the kernel initiate back — one handshake instead of two; ' +
+      `(2) native BLAKE2s for the KDF: interpreted (\`node --no-opt --no-sparkplug\`, which is how rarely-run code runs) one HMAC-BLAKE2s costs ${us(v?.interpreted[HMAC_JS])} in lib/noise's JavaScript and ${us(v?.interpreted[HMAC_NATIVE])} through node:crypto's \`createHmac('blake2s256')\`, while optimised they are about equal (${us(v?.optimised[HMAC_JS])} and ${us(v?.optimised[HMAC_NATIVE])}); mac1's keyed BLAKE2s-128 stays in JavaScript (node:crypto has none) and a few verifications at start-up would warm it; ` +
+      `(3) with (1) and (2) the knock would cost the pre-installed path plus a hot verification, store and install — in the instrumented run ${ms(partsPre)} + ${ms(hot)} + ${ms(storeSum)} + ${ms(flush)} = ${ms(projected)}, ${projected !== undefined && partsPre ? `${(projected / partsPre).toFixed(1)}×` : '—'} its pre-installed p50 — and the one-peer install then dominates. Its mean here (${ms(flush)}; ${ms(setMean)} for the kernel call alone, over all sets including settles) is ~3× the 5.5 ms p50 the netlink bench measured for one single-peer set in a quiet process, so what the install waits on (the setImmediate turn, the one netlink exchange queue, the kernel's keepalive work item on the same 2 vCPUs) needs its own measurement before a fix can be named. Natively a verification is ~117 µs (bench/noise.ts), so the budget is far larger there.`
+    );
+  },
+  burst(results, c) {
+    const size = measurement(results, 'burst')?.sizes[0];
+    const b = row(size, 'jitguard');
+    const floor = row(size, 'kernel');
+    const f = b?.figures ?? {};
+    const p = partsOf(c, 'burst');
+    const v = c.verify;
+    const n = size?.n ?? 0;
+    const dhSeconds = v?.optimised[DH_JWK] !== undefined ? (n * 2 * v.optimised[DH_JWK]!) / 1e6 : undefined;
+    return (
+      `All ${formatN(n)} initiations were captured by ${ms(f.lastArrivalSeconds)} after the first was sent (no drops); the first install returned at ${ms(f.firstInstallSeconds)}, the last at ${ms(b?.seconds)}, in ${num(f.installNetlinkCalls)} \`setDevice\` calls. The gateway process used ${ms(f.gatewayCpuSeconds)} of CPU and the whole VM ${ms(f.machineBusySeconds)} of the ${ms((f.machineBusySeconds ?? NaN) + (f.machineIdleSeconds ?? NaN))} its 2 vCPUs had: the run is CPU-bound. ` +
+      `Every initiation is verified on the event loop, up to 64 per capture wake-up, before any of them goes on to the store and the installer (instrumented run: verification ${ms(partTotal(p, VERIFY))} for ${partCalls(p, VERIFY)} packets, wake-ups of ${ms(partMean(p, BATCH))} on average and up to ${ms(partMax(p, BATCH))}), and installs go out only between wake-ups: the staircase in the plot. ` +
+      `Meanwhile the settle stage dumps the whole device every 200 ms while any installed peer awaits its handshake (${partCalls(p, 'kernel: getDevice')} dumps, ${ms(partTotal(p, 'kernel: getDevice'))}), and installs queue behind those dumps on the one netlink socket (\`setDevice\`: ${ms(partTotal(p, 'kernel: setDevice'))} over ${partCalls(p, 'kernel: setDevice')} calls, mostly waiting). ` +
+      `The floor is one DH per peer in the kernel (${ms(floor?.seconds)} for all); the JIT path needs two per client in the gateway — at ${us(v?.optimised[DH_JWK])} each with the key import (${us(v?.optimised[DH_READY])} with a ready key), ${ms(dhSeconds)} of one vCPU for the ${formatN(n)}, ${dhSeconds !== undefined && floor?.seconds ? `${(dhSeconds / floor.seconds).toFixed(1)}×` : '—'} the floor before any hashing — plus the kernel's own peer creation and one handshake initiation per installed peer, on the same 2 vCPUs: no verification strategy reaches 1.5× in this VM. ` +
+      `What would close it where cores are many: verification off the event loop and on several cores, a worker pool running \`Responder.unwrap\` on each capture wake-up's batch (one thread hop per batch) — WebCrypto's X25519 is not the way, it measured ${us(v?.optimised[DH_WEB_ONE])} one at a time and ${us(v?.optimised[DH_WEB_64])} per derivation with 64 in flight; a verification closer to its two DH (${ms(partMean(p, VERIFY))} measured against ${v?.optimised[DH_JWK] !== undefined ? ms((2 * v.optimised[DH_JWK]!) / 1e6) : '—'} for the DH); and a settle stage that takes its handshake check from a dump that happens anyway (the eviction scan) or waits while installs are queued, so that no full dump competes with a burst.`
+    );
+  },
+  'switchover-client'(results, c) {
+    const size = measurement(results, 'switchover')?.sizes[0];
+    const s = size?.rows.find((r) => r.impl === 'jitguard')?.figures ?? {};
+    const p = partsOf(c, 'switchover');
+    return (
+      `start() took ${ms(s.startToReadySeconds)} on the interface of ${formatN(size?.n ?? 0)} peers (instrumented run: a full dump and decode ${ms(partMean(p, 'kernel: getDevice'))} on average; getPrivateKey, which dumps and decodes every peer again to read one key, ${ms(partTotal(p, 'kernel: getPrivateKey'))}; the reconcile's ${partCalls(p, 'store: getPeers (sync)')} store reads ${ms(partTotal(p, 'store: getPeers (sync)'))}), and the event loop stalled up to ${num(s.maxStallDuringStartMs)} ms: a dump is decoded in one synchronous pass over every peer. ` +
+      `The first client connected as start() resolved and got its first reply ${ms(s.client1FirstReplySeconds)} later, after its own 5 s retry: the first eviction scan began at once with another full dump, and its decode and \`observe\` (${ms(partMax(p, 'evict: observe a dump (sync)'))} in one piece) held the event loop (${num(s.maxStallAfterReadyMs)} ms), so the capture's wake-up holding that initiation waited. The second client, connected while peers were being removed, got its reply in ${ms(s.client2FirstReplySeconds)}. ` +
+      `Removing the ${formatN(size?.n ?? 0)} idle peers ran from ${ms(s.firstEvictionSeconds)} to ${ms(s.lastEvictionSeconds)}, in ${partCalls(p, 'kernel: removePeers')} removePeers calls of 256 (${ms(partMean(p, 'kernel: removePeers'))} each on average: the kernel's per-peer synchronize_net(); the longest, ${ms(partMax(p, 'kernel: removePeers'))}, waited behind a settle dump). ` +
+      'What would close it: read the private key in the same dump as the device (one dump at start, not two); give the reconcile\'s dump to the first scan instead of dumping again, or remove in the reconcile itself the adopted peers that never handshaked (they hold no session); decode dumps, and run `observe`, in slices between event-loop turns; and keep settle from dumping a huge interface for one new client (take the handshake from the next scan).'
+    );
+  },
+  stall(results, c) {
+    const flood = measurement(results, 'flood')?.sizes[0];
+    const forged = flood?.rows.find((r) => r.notes?.[0] === 'forged');
+    const sw = measurement(results, 'switchover')?.sizes[0]?.rows.find((r) => r.impl === 'jitguard');
+    const burst = partsOf(c, 'burst');
+    const reboot = partsOf(c, 'reboot');
+    return (
+      `Three sources, measured: (1) a capture wake-up delivers up to 64 initiations and verifies each synchronously inside it — under the forged flood 64 × ${us(forged?.figures?.cpuMicrosPerPacket)} (longest stall ${num(forged?.figures?.maxStallMs)} ms), in the instrumented burst wake-ups of ${ms(partMean(burst, BATCH))} on average, up to ${ms(partMax(burst, BATCH))}; ` +
+      `(2) a dump is decoded in one synchronous pass, and the eviction scan's \`observe\` is one loop over every peer: the switchover's ${num(sw?.figures?.maxStallMs)} ms, and the settle dumps during a burst; ` +
+      `(3) the first verification of a fresh process runs cold: in the instrumented reboot runs it took ${ms(partMax(reboot, VERIFY))} and its wake-up ${ms(partMax(reboot, BATCH))}, most of the reboot scenario's stall. The JIT scenario's longest stall (${num(measurement(results, 'jit-latency')?.sizes[0]?.rows.find((r) => r.impl === 'jitguard')?.figures?.maxStallMs)} ms) is longer than any part measured there (its longest wake-up ${ms(partMax(partsOf(c, 'jit-latency'), BATCH))} in the instrumented run), so some of it lies outside the gateway's code: garbage collection, V8's compiler, or the VM's vCPU not being scheduled on the shared host. ` +
+      'What would close it: a time budget per capture wake-up (verify until ~5 ms have passed, continue on the next turn; the socket buffer holds the rest), or verification off the event loop altogether (the worker pool of the burst); dumps decoded and observed in slices; native BLAKE2s for the KDF and a warm-up at start. Natively these are ~10–50× smaller (a verification is ~117 µs, a full wake-up ~7.5 ms), but a 10^5-peer decode would still stall for hundreds of milliseconds.'
+    );
+  },
+};
+
+export function renderSection(results: BenchResults, svgLink: string, resultsLink: string, c: Companions = {}): string {
   const goals = results.goals as GatewayGoal[];
   const env = results.environment as Record<string, any>;
   const lines: string[] = [];
@@ -229,7 +337,12 @@ export function renderSection(results: BenchResults, svgLink: string, resultsLin
   const missed = goals.filter((g) => g.met === false && CLOSING[g.id]);
   if (missed.length) {
     lines.push('#### Where the time goes in the missed goals, and what would close them', '');
-    for (const g of missed) lines.push(`- **${g.text}** — ${CLOSING[g.id]}`);
+    const sources = [
+      c.parts ? `an instrumented run of the same scenarios ([${c.parts.link}](${c.parts.link}), \`JITGUARD_BENCH_PARTS=1\`; its parts are shown under each scenario below)` : '',
+      c.verify ? `the verification's parts and their alternatives ([${c.verify.link}](${c.verify.link}), bench/gateway/verify-alternatives.ts, optimised and with \`node --no-opt --no-sparkplug\`)` : '',
+    ].filter(Boolean);
+    if (sources.length) lines.push(`Besides this run's figures, the texts use ${sources.join(' and ')}, each measured in the same VM image in a separate run.`, '');
+    for (const g of missed) lines.push(`- **${g.text}** — ${CLOSING[g.id]!(results, c)}`);
     lines.push('');
   }
   lines.push('### Plot', '', `![switchover: kernel peers against time; burst: peers in the kernel against time; first-reply samples](${svgLink})`, '');
@@ -238,6 +351,11 @@ export function renderSection(results: BenchResults, svgLink: string, resultsLin
     lines.push(`### ${String.fromCharCode(96 + k++)}) ${m.title}`, '', `Primary figure: ${m.figure}.`, '');
     for (const note of m.notes) lines.push(`- ${note}`);
     lines.push('', ...scenarioTable(results, m), '');
+    const p = partsOf(c, m.id);
+    if (p) {
+      lines.push(`Where the gateway process's time went in the instrumented run (synchronous parts are event-loop time; asynchronous ones run from call to settlement and overlap):`, '');
+      lines.push(...partsTable(p), '');
+    }
   }
   lines.push('### How to run', '', '```sh');
   lines.push('bash bench/run.sh --gateway           # this section: every scenario in one VM run (~30 min under TCG)');
@@ -273,7 +391,7 @@ function plotPanels(results: BenchResults): Panel[] {
   if (burst?.series) {
     const floor = row(burst, 'kernel');
     panels.push({
-      title: `Burst of ${formatN(burst.n)} initiations`,
+      title: `Burst of ${formatN(burst.n)} initiations (run ${String(burst.context?.plottedRun ?? 1)} of ${String(row(burst, 'jitguard')?.figures?.runs ?? 1)})`,
       xLabel: 'seconds since the first packet was sent',
       yLabel: 'peers',
       xScale: 'linear', yScale: 'linear', xFormat: seconds, yFormat: formatN,
@@ -308,9 +426,23 @@ export function writeGatewayReport(resultsFile: string, options: { markdownPath?
   const caption = `jitguard gateway bench ${results.date} · ${String(results.environment.kernel)} · ${(results.environment.vm as { description?: string } | undefined)?.description ?? ''}`;
   writeFileSync(svgPath, renderSvg(plotPanels(results), caption));
   const existing = existsSync(markdownPath) ? readFileSync(markdownPath, 'utf8') : '# Benchmarks: results\n';
-  const section = renderSection(results, relative(dirname(markdownPath), svgPath), relative(dirname(markdownPath), resultsFile));
+  const section = renderSection(results, relative(dirname(markdownPath), svgPath), relative(dirname(markdownPath), resultsFile), companions(resultsFile, dirname(markdownPath)));
   writeFileSync(markdownPath, withSection(existing, 'gateway', section));
   return { markdown: markdownPath, svg: svgPath };
+}
+
+/** The companion files checked in beside `resultsFile` (same date), linked relative to `from`. */
+function companions(resultsFile: string, from: string): Companions {
+  const beside = (kind: string) => join(dirname(resultsFile), basename(resultsFile).replace(/^gateway-(smoke-)?/, `gateway-${kind}-`));
+  const c: Companions = {};
+  const parts = beside('parts');
+  if (existsSync(parts) && parts !== resultsFile) c.parts = { run: JSON.parse(readFileSync(parts, 'utf8')) as BenchResults, link: relative(from, parts) };
+  const verify = beside('verify');
+  if (existsSync(verify)) {
+    const v = JSON.parse(readFileSync(verify, 'utf8')) as { optimised: { microsecondsPerOp: Record<string, number> }; interpreted: { microsecondsPerOp: Record<string, number> } };
+    c.verify = { optimised: v.optimised.microsecondsPerOp, interpreted: v.interpreted.microsecondsPerOp, link: relative(from, verify) };
+  }
+  return c;
 }
 
 function newestResults(): string {

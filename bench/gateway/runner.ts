@@ -102,6 +102,7 @@ async function main(): Promise<void> {
   const log = (message: string) => console.log(`[bench gateway ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${message}`);
   mkdirSync(SCRATCH, { recursive: true });
   const { commands, remove } = await childCommands(log);
+  let partsOfCurrent: NonNullable<GatewayMeasurementResult['parts']> = [];
   const ctx: GatewayRunContext = {
     config,
     log,
@@ -112,7 +113,10 @@ async function main(): Promise<void> {
     bulkLoadSeconds: new Map(),
     startGateway: (t, params) => startGatewayProcess(commands, t, params),
     startInitiator: async (t) => startInitiatorProcess(commands, t),
-    stopGateway: (rpc, label) => stopGatewayProcess(rpc, label, log),
+    async stopGateway(rpc, label) {
+      const parts = await stopGatewayProcess(rpc, label, log);
+      if (parts) partsOfCurrent.push({ label, parts });
+    },
   };
   const env = environment();
   log(`mode ${config.mode}; kernel ${String(env.kernel)}, ${String(env.cpus)} CPUs, node ${process.version}`);
@@ -124,6 +128,7 @@ async function main(): Promise<void> {
     log(`${m.id}: ${m.title}`);
     const result: GatewayMeasurementResult = { id: m.id, title: m.title, figure: m.figure, notes: m.notes, sizes: [] };
     results.push(result);
+    partsOfCurrent = [];
     try {
       for (const size of await m.run(ctx)) {
         addRatios(size);
@@ -136,6 +141,7 @@ async function main(): Promise<void> {
     } catch (error) {
       ctx.fail(`${m.id} crashed: ${(error as Error).stack ?? String(error)}`);
     }
+    if (partsOfCurrent.length) result.parts = partsOfCurrent;
     log(`${m.id}: ${((Date.now() - began) / 1000).toFixed(0)} s`);
   }
 
@@ -146,7 +152,7 @@ async function main(): Promise<void> {
     finishedAt: new Date().toISOString(),
     durationSeconds: (Date.now() - t0) / 1000,
     mode: config.mode,
-    config: { ...config },
+    config: { ...config, ...(process.env.JITGUARD_BENCH_PARTS ? { partsMeasured: true } : {}) },
     environment: env,
     implementations: implementations(),
     measurements: results,

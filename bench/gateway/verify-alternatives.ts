@@ -2,7 +2,9 @@
  * What the parts of one verification cost on this machine, and what the alternatives to
  * lib/noise's choices would cost: the figures behind the suggestions in the gateway section of
  * bench/RESULTS.md (run it in the bench VM: `bash test/kernel/vm/run-in-vm.sh -- node --import
- * tsx bench/gateway/verify-alternatives.ts`). Nothing here is used by the gateway.
+ * tsx bench/gateway/verify-alternatives.ts [--out FILE]`; with `node --no-opt --no-sparkplug` it
+ * shows what the same code costs interpreted, as code that runs rarely does). Nothing here is used
+ * by the gateway. --out writes the figures (µs per operation) as JSON.
  *
  * - X25519 with the peer's public key imported as JWK (what lib/noise/x25519.ts does) or as
  *   DER (SPKI prefix + raw key), and with a ready KeyObject (the floor);
@@ -16,7 +18,11 @@
 import { createCipheriv, createDecipheriv, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { HmacBlake2s } from '../../lib/noise/blake2s.js';
+
+const figures: Record<string, number> = {};
 
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
@@ -29,6 +35,7 @@ function rate(label: string, fn: (i: number) => void, ms = 1500): number {
   }
   const us = ((performance.now() - t0) * 1000) / n;
   console.log(`${label.padEnd(58)} ${us.toFixed(2).padStart(9)} µs/op`);
+  figures[label] = us;
   return us;
 }
 
@@ -82,7 +89,15 @@ async function asyncRate(label: string, inFlight: number, ms = 1500): Promise<vo
     while (performance.now() - t0 < ms) await deriveOne(n++);
   };
   await Promise.all(Array.from({ length: inFlight }, lane));
-  console.log(`${label.padEnd(58)} ${(((performance.now() - t0) * 1000) / n).toFixed(2).padStart(9)} µs/op`);
+  const us = ((performance.now() - t0) * 1000) / n;
+  console.log(`${label.padEnd(58)} ${us.toFixed(2).padStart(9)} µs/op`);
+  figures[label] = us;
 }
 await asyncRate('X25519 via WebCrypto raw import, one at a time', 1);
 await asyncRate('X25519 via WebCrypto raw import, 64 in flight (per op)', 64);
+
+const outFlag = process.argv.indexOf('--out');
+if (outFlag >= 0) {
+  const file = process.argv[outFlag + 1]!;
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, execArgv: process.execArgv.filter((a) => a.startsWith('--no-')), cpu: cpus()[0]?.model, cpus: cpus().length, microsecondsPerOp: figures }, null, 2) + '\n');
+}

@@ -248,6 +248,8 @@ export async function bundleEntry(entry: string, name: string): Promise<{ comman
     target: 'node20',
     outfile: out,
     external: ['better-sqlite3', 'netlink', 'wireguard-tools.js', 'node-gyp-build', 'prom-client'],
+    // CommonJS packages bundled into ESM (ws) require Node's built-ins: give them a real require.
+    banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
     logLevel: 'warning',
   });
   await esbuild.stop?.(); // no long-lived esbuild service beside the measurements
