@@ -100,6 +100,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly idleTimeoutMs: number;
   private readonly evictIntervalMs: number;
   private readonly handshakeGraceMs: number;
+  private readonly evictBatch: number;
   private readonly ownsKernel: boolean;
   private readonly kernel: GatewayKernel;
   private readonly dump: SharedDump;
@@ -134,6 +135,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.idleTimeoutMs = secondsOption(options.idleTimeout, 600, 'options.idleTimeout') * 1000;
     this.evictIntervalMs = Math.max(100, secondsOption(options.evictInterval, 30, 'options.evictInterval') * 1000);
     this.handshakeGraceMs = secondsOption(options.handshakeGrace, 30, 'options.handshakeGrace') * 1000;
+    this.evictBatch = integerOption(options.evictBatch, 256, 1, 100_000, 'options.evictBatch');
     this.ownsKernel = options.wireguard === undefined;
     this.kernel = options.wireguard ?? new WireGuard(options.netns !== undefined ? { netns: options.netns } : {});
     this.dump = new SharedDump(this.kernel, this.interface);
@@ -163,7 +165,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
     this.scanner = new EvictionScan({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, table: this.table,
-      batchSize: integerOption(options.evictBatch, 256, 1, 100_000, 'options.evictBatch'),
+      batchSize: this.evictBatch,
       onEvicted: (decision) => this.evicted(decision),
       onScanned: (kernelPeers, stale) => this.metricsState.scanned(kernelPeers, stale),
       onError: (code, error) => this.report('evict', code, error),
@@ -334,9 +336,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // A crash between install and settle leaves the install-time keepalive on.
       if (peer.persistentKeepalive !== stored.persistentKeepalive) this.settler.add(peer.publicKey, stored.persistentKeepalive);
     }
-    const batch = integerOption(this.options.evictBatch, 256, 1, 100_000, 'options.evictBatch');
-    for (let start = 0; start < plan.remove.length; start += batch) {
-      const chunk = plan.remove.slice(start, start + batch);
+    for (let start = 0; start < plan.remove.length; start += this.evictBatch) {
+      const chunk = plan.remove.slice(start, start + this.evictBatch);
       await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
       for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
     }

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,6 +56,22 @@ export function run(command: string, args: readonly string[], input?: string): s
 let counter = 0;
 
 /** Two namespaces, A and B, joined by veth va (in A) — vb (in B), with fixed MACs and addresses. */
+/**
+ * A maker of namespace pairs that are all destroyed when the calling test file ends. Call it
+ * once at a test file's top level (it registers the file's `after` hook).
+ */
+export function pairsForThisFile(): () => NetnsPair {
+  const pairs: NetnsPair[] = [];
+  after(() => {
+    for (const pair of pairs) pair.destroy();
+  });
+  return () => {
+    const pair = NetnsPair.create();
+    pairs.push(pair);
+    return pair;
+  };
+}
+
 export class NetnsPair {
   readonly a: string;
   readonly b: string;

@@ -6,13 +6,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { CaptureError, HandshakeCapture, handshakeFilter, type HandshakeInitiation } from '../../lib/capture/index.js';
 import { packetSocketClass } from '../../lib/capture/native.js';
 import { recorded, ETH_P_IP } from '../vectors/frames/frames.js';
 import {
-  Agent, MAC_A, MAC_B, NetnsPair, V4_B, V6_B, privilegeProblem, repoRoot, run, sendPackets,
+  Agent, MAC_A, MAC_B, NetnsPair, V4_B, V6_B, pairsForThisFile, privilegeProblem, repoRoot, run, sendPackets,
 } from './capture-harness.js';
 
 const problem = privilegeProblem(['ip', 'cc', 'capsh']);
@@ -24,15 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const initiation = { protocol: ETH_P_IP, bytes: recorded('01') };
 
-const pairs: NetnsPair[] = [];
-function newPair(): NetnsPair {
-  const pair = NetnsPair.create();
-  pairs.push(pair);
-  return pair;
-}
-after(() => {
-  for (const pair of pairs) pair.destroy();
-});
+const newPair = pairsForThisFile();
 
 const send = (pair: NetnsPair, count = 1) => sendPackets(pair, pair.a, 'va', MAC_B, [initiation], { count });
 

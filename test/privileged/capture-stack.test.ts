@@ -10,10 +10,10 @@
  * process inside B, packets written onto the veth from A by capture-sender.c.
  */
 import { strict as assert } from 'node:assert';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fixIpv4Checksum, fixUdpChecksum, recorded, withIpv4Options, ETH_P_IP, ETH_P_IPV6 } from '../vectors/frames/frames.js';
 import {
-  Agent, MAC_B, NetnsPair, V4_A, V4_B, V6_B, privilegeProblem, run, sendPackets, type AgentMessage, type OutgoingPacket,
+  Agent, MAC_B, NetnsPair, V4_A, V4_B, V6_B, pairsForThisFile, privilegeProblem, run, sendPackets, type AgentMessage, type OutgoingPacket,
 } from './capture-harness.js';
 
 const problem = privilegeProblem(['ip', 'cc']);
@@ -24,15 +24,7 @@ if (problem !== null && process.env.CI === 'true') {
 const ETH_P_8021Q = 0x8100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const pairs: NetnsPair[] = [];
-function newPair(): NetnsPair {
-  const pair = NetnsPair.create();
-  pairs.push(pair);
-  return pair;
-}
-after(() => {
-  for (const pair of pairs) pair.destroy();
-});
+const newPair = pairsForThisFile();
 
 /** An IPv4 packet with its destination address replaced (checksums fixed). */
 function toAddress(packet: Uint8Array, address: string): Uint8Array {

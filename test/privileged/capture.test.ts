@@ -9,11 +9,11 @@
  * which writes prepared IP packets straight onto the veth.
  */
 import { strict as assert } from 'node:assert';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { parseInitiation } from '../../lib/capture/index.js';
 import { allFrames, recorded, withPorts, ETH_P_IP, ETH_P_IPV6, PACKET_HOST } from '../vectors/frames/frames.js';
 import {
-  Agent, MAC_A, MAC_B, NetnsPair, V4_A, V4_B, V6_A, V6_B, WireGuardClient, privilegeProblem, run, sendPackets,
+  Agent, MAC_A, MAC_B, V4_A, V4_B, V6_A, V6_B, WireGuardClient, pairsForThisFile, privilegeProblem, run, sendPackets,
   type AgentMessage, type OutgoingPacket,
 } from './capture-harness.js';
 
@@ -31,15 +31,7 @@ const floodFrames: OutgoingPacket[] = allFrames()
   .map((f) => ({ protocol: f.protocol, bytes: f.bytes }));
 const acceptedFrames = allFrames().filter((f) => f.accept);
 
-const pairs: NetnsPair[] = [];
-function newPair(): NetnsPair {
-  const pair = NetnsPair.create();
-  pairs.push(pair);
-  return pair;
-}
-after(() => {
-  for (const pair of pairs) pair.destroy();
-});
+const newPair = pairsForThisFile();
 
 /** Sorted "payload source destination" keys, to compare multisets of initiations. */
 function keys(messages: AgentMessage[], withDestination = true): string[] {
