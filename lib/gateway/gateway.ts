@@ -26,6 +26,7 @@ import { SharedDump } from './kernel.js';
 import { PeerLookup } from './lookup.js';
 import { GatewayMetrics, type GatewayStats } from './metrics.js';
 import { integerOption, secondsOption } from './options.js';
+import { KeyedFlights } from './in-flight.js';
 import { handleKnock, type Knock, type KnockOutcome, type Stages } from './pipeline.js';
 import { PushPath } from './push.js';
 import { SourceRateLimit, type SourceRateLimitOptions } from './rate-limit.js';
@@ -235,6 +236,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         verifier: new Verifier(new Responder(privateKey), this.seen),
         replay: this.replay,
         inKernel: (key) => this.table.has(key),
+        flights: new KeyedFlights<KnockOutcome>(),
         lookup: this.lookup,
         onLookup: (result) => { if (result.outcome) this.metricsState.lookup(result.outcome); },
         installer: this.installer,
@@ -389,6 +391,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         return;
       }
       case 'in-kernel':
+      case 'joined':
         this.metricsState.inKernel();
         return;
       case 'rejected':

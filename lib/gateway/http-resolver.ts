@@ -140,6 +140,7 @@ export function httpResolver(options: HttpResolverOptions): Resolver {
   const maxBodyBytes = integerOption(options.maxBodyBytes, 65_536, 1, 16 * 1024 * 1024, 'options.maxBodyBytes');
   const headers = options.headers;
   if (headers !== undefined && typeof headers !== 'function') checkHeaders(headers, 'options.headers');
+  warmUpFetch();
 
   return async (publicKey: string, signal: AbortSignal): Promise<ResolvedPeer | null> => {
     const asked = canonicalKey(publicKey, 'publicKey');
@@ -350,4 +351,18 @@ function networkError(error: unknown): ResolverError {
     return new ResolverError(`resolver unreachable: ${what}`, { reason: 'network', cause });
   }
   return new ResolverError(`resolver request failed: ${describe(error)}`, { reason: 'network' });
+}
+
+let fetchWarmed = false;
+
+/**
+ * Node loads its fetch (undici) on first use, synchronously, and the first request also builds
+ * its dispatcher: 2.8 s in a loaded test VM, longer than the default `timeoutMs`, so the first
+ * lookup of a fresh gateway timed out. Paying it when the resolver is made (before the gateway
+ * starts) keeps it off the first client's path. A `data:` URL touches no network.
+ */
+function warmUpFetch(): void {
+  if (fetchWarmed) return;
+  fetchWarmed = true;
+  fetch('data:,').then((response) => response.arrayBuffer(), () => undefined).catch(() => undefined);
 }

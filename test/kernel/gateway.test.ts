@@ -101,11 +101,7 @@ describe('Gateway with kernel WireGuard clients', () => {
     // Two initiations of one key arriving before its install completes (a client's retry, or
     // in the VM the kernel clients sending two within a second, as seen in these tests) must
     // install it once: one install counted, one event, one setDevice.
-    it('two initiations of one key arriving together install it once', {
-      todo: 'gateway bug: lib/gateway/pipeline.ts handleKnock checks inKernel before the lookup only, so a second knock of a key ' +
-        'whose lookup or install is in flight installs it again (two installed events, installs counted twice; a second setDevice ' +
-        'when the first was already sent)',
-    }, async (t) => {
+    it('two initiations of one key arriving together install it once', async (t) => {
       const client = twice;
       const installsBefore = run.gateway.stats().installs;
       const callsBefore = run.gateway.stats().installNetlinkCalls;

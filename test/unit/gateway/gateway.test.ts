@@ -66,6 +66,30 @@ describe('Gateway', () => {
     await gateway.stop();
   });
 
+  it('installs a key once when a second initiation arrives while the first is looked up or installed', { timeout: 10_000 }, async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const { kernel, gateway, events, resolverCalls, client, directory } = setup({
+      resolve: async (key) => { resolverCalls.push(key); await held; return directory.get(key) ?? null; },
+    });
+    await gateway.start();
+    const c = client();
+    gateway.inject(c.initiation(), { address: '192.0.2.7', port: 40404 });
+    for (let i = 0; i < 10; i++) await tick(); // the first knock waits in the resolver
+    gateway.inject(c.initiation(), { address: '192.0.2.7', port: 40404 }); // the client's retry
+    for (let i = 0; i < 10; i++) await tick();
+    release();
+    await once(gateway, 'installed');
+    await settled(gateway);
+    assert.equal(events.installed.length, 1, 'one installed event');
+    assert.equal(kernel.count('set'), 1, 'one setDevice');
+    assert.equal(resolverCalls.length, 1);
+    const stats = gateway.stats();
+    assert.deepEqual([stats.installs, stats.inKernel], [1, 1], 'the retry joined the first knock');
+    assert.equal(events.rejected.length, 0);
+    await gateway.stop();
+  });
+
   it('refuses replays, forgeries, unknown keys and rate-limited sources, each with its reason', async () => {
     const { gateway, events, resolverCalls, client, kernel } = setup({ negativeTtl: 60 });
     await gateway.start();
