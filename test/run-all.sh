@@ -3,6 +3,7 @@
 #   1. typecheck            tsc --noEmit
 #   2. unit                 test/unit      no root, no kernel WireGuard
 #   3. host-privileged      test/privileged root on this machine's kernel (netns, veth, AF_PACKET)
+#   3b. package             test/package   root; npm pack, installed with no compiler on PATH
 #   4. kernel               test/kernel    real kernel WireGuard, in a VM when the host has none
 #   5. bench smoke          bench/run.sh --smoke: every netlink benchmark at N=100, so it cannot rot
 # Prints one closing line "N passed, N failed" over all tiers; exits non-zero if any failed.
@@ -30,6 +31,7 @@ tier() {
 tier typecheck npx --no-install tsc -p tsconfig.json --noEmit
 tier unit bash test/unit/run.sh
 tier privileged bash test/privileged/run.sh
+tier package bash test/package/run.sh
 tier kernel bash test/kernel/run.sh
 if [[ " ${skipped_tiers[*]} " == *" kernel "* ]]; then
   echo "=== bench-smoke === SKIPPED: needs what the kernel tier needs"
