@@ -3,7 +3,7 @@
  */
 export { WireGuard } from './wireguard/client.js';
 export type { WireGuardOptions } from './wireguard/client.js';
-export type { Device, DeviceConfig, Peer, PeerConfig } from './wireguard/types.js';
+export type { Device, DeviceConfig, DeviceWithPrivateKey, GetDeviceOptions, Peer, PeerConfig } from './wireguard/types.js';
 export { SystemError, WireGuardError, ValidationError, isNotFound } from './errors.js';
 export { NetlinkDecodeError } from './netlink/attributes.js';
 export type { Progress } from './errors.js';

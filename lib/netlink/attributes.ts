@@ -149,13 +149,16 @@ export function* attributes(data: Buffer): Generator<Attribute> {
   let offset = 0;
   while (offset + NLA_HDRLEN <= data.length) {
     const length = data.readUInt16LE(offset);
-    if (length < NLA_HDRLEN || offset + length > data.length) {
-      throw new NetlinkDecodeError(`attribute at offset ${offset} claims ${length} bytes, ${data.length - offset} remain`);
-    }
+    if (length < NLA_HDRLEN || offset + length > data.length) throw attributeOverrun(offset, length, data.length - offset);
     const type = data.readUInt16LE(offset + 2) & NLA_TYPE_MASK;
     yield { type, value: data.subarray(offset + NLA_HDRLEN, offset + length) };
     offset += align4(length);
   }
+}
+
+/** The error for an attribute header whose length does not fit (`offset` within its nest). */
+export function attributeOverrun(offset: number, length: number, remaining: number): NetlinkDecodeError {
+  return new NetlinkDecodeError(`attribute at offset ${offset} claims ${length} bytes, ${remaining} remain`);
 }
 
 export function readString(value: Buffer): string {

@@ -50,16 +50,22 @@ function problem(rule: AttributeRule, length: number): string | undefined {
   }
 }
 
+/**
+ * Checks one attribute's value length against the policy (a NetlinkDecodeError if it breaks
+ * it). For decoders that walk attributes by offset, where a value view per attribute would
+ * cost more than the decoding (a dump of 10^5 peers has ~10^6 attributes).
+ */
+export function checkAttribute(policy: AttributePolicy, type: number, length: number): void {
+  const rule = policy.rules[type];
+  if (rule === undefined) return;
+  const wrong = problem(rule, length);
+  if (wrong !== undefined) throw new NetlinkDecodeError(`${policy.name} attribute ${type} has ${length} bytes; ${wrong}`);
+}
+
 /** Like `attributes()`, but every attribute the policy names is checked first. */
 export function* policed(data: Buffer, policy: AttributePolicy): Generator<Attribute> {
   for (const attr of attributes(data)) {
-    const rule = policy.rules[attr.type];
-    if (rule !== undefined) {
-      const wrong = problem(rule, attr.value.length);
-      if (wrong !== undefined) {
-        throw new NetlinkDecodeError(`${policy.name} attribute ${attr.type} has ${attr.value.length} bytes; ${wrong}`);
-      }
-    }
+    checkAttribute(policy, attr.type, attr.value.length);
     yield attr;
   }
 }

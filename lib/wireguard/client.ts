@@ -3,7 +3,10 @@
  * rtnetlink connection for creating, deleting and listing interfaces).
  *
  * Every call runs its system calls off the event loop and returns a Promise; calls on one
- * instance may overlap and are carried out one at a time, in call order.
+ * instance may overlap and reach the kernel one at a time, in call order. A dump is decoded
+ * a few milliseconds at a time between turns of the event loop (10^5 peers would otherwise
+ * hold it for hundreds of milliseconds), so the Promise of a large `getDevice` may settle
+ * after those of calls made after it; what it returns is still the kernel's state before them.
  */
 import type { KeyObject } from 'node:crypto';
 import { ValidationError, WireGuardError, errnoName } from '../errors.js';
@@ -20,9 +23,9 @@ import type { NetlinkMessage } from '../netlink/message.js';
 import { DEFAULT_REPLY_TIMEOUT_MS, NativeTransport, validateReplyTimeout } from '../netlink/transport.js';
 import type { NetlinkTransport } from '../netlink/transport.js';
 import { decodeLinks, encodeCreateLink, encodeDeleteLink, encodeListLinks } from '../rtnetlink/link.js';
-import { decodeDevice } from './decode.js';
+import { decodeDeviceInSlices } from './decode.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice } from './encode.js';
-import type { Device, DeviceConfig } from './types.js';
+import type { Device, DeviceConfig, DeviceWithPrivateKey, GetDeviceOptions } from './types.js';
 import { WGDEVICE_A_IFNAME, WG_CMD_GET_DEVICE, WG_GENL_NAME, WG_GENL_VERSION } from './uapi.js';
 import { rejectOwnKeyPeer, validateConfig, wipeConfig } from './validate.js';
 import { validateInterfaceName } from '../net/interface-name.js';
@@ -67,6 +70,11 @@ export class WireGuard {
   private readonly replyTimeoutMs: number;
   /** Interface name → its public key (null: no private key), as last seen or set here. */
   private readonly ownPublicKeys = new Map<string, Uint8Array | null>();
+  /**
+   * Counts the writes to `ownPublicKeys` made by calls that changed the key, so a dump whose
+   * decoding ends after such a call (decoding runs in slices) does not put back the old key.
+   */
+  private ownKeyChanges = 0;
   private closing: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
 
@@ -156,12 +164,12 @@ export class WireGuard {
     connection: NetlinkConnection,
     request: () => Buffer,
     context: RequestContext,
-    decode: (messages: NetlinkMessage[]) => T,
+    decode: (messages: NetlinkMessage[]) => T | Promise<T>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const { messages, interrupted, datagrams } = await connection.request([request()], context);
       try {
-        if (!interrupted) return decode(messages);
+        if (!interrupted) return await decode(messages);
       } catch (error) {
         throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
       } finally {
@@ -185,33 +193,53 @@ export class WireGuard {
       endMessage(writer, start);
       return writer.take();
     };
-    const device = await this.dump(this.generic, request, { operation, interface: name }, (messages) => decodeDevice(messages, onPrivateKey));
-    this.ownPublicKeys.set(name, device.publicKey === null ? null : decodeKey(device.publicKey, 'publicKey'));
+    let changesBefore = 0;
+    const device = await this.dump(this.generic, request, { operation, interface: name }, (messages) => {
+      // The kernel has answered: any call that changes the key from here on comes after it.
+      changesBefore = this.ownKeyChanges;
+      return decodeDeviceInSlices(messages, { onPrivateKey });
+    });
+    if (this.ownKeyChanges === changesBefore) {
+      this.ownPublicKeys.set(name, device.publicKey === null ? null : decodeKey(device.publicKey, 'publicKey'));
+    }
     return device;
   }
 
-  /**
-   * Reads an interface and all its peers. The private key and preshared keys are not
-   * returned (see {@link WireGuard.getPrivateKey}); they are wiped from the reply buffers.
-   * A dump that races a concurrent change is retried. Missing interface: ENODEV.
-   */
-  getDevice(name: string): Promise<Device> {
-    return this.operation('getDevice', () => this.dumpDevice(validateInterfaceName(name), 'getDevice'));
+  /** A dump of `name` that also reads its private key (null when none is set). */
+  private async dumpDeviceWithKey(name: string, operation: string): Promise<DeviceWithPrivateKey> {
+    let privateKey: KeyObject | null = null;
+    const device = await this.dumpDevice(name, operation, (bytes) => {
+      if (bytes.length === KEY_LENGTH && bytes.some((b) => b !== 0)) privateKey = privateKeyObject(bytes);
+    });
+    return Object.assign(device, { privateKey });
   }
 
   /**
-   * The interface's private key as an X25519 `KeyObject` (null when none is set). This is the
-   * one way jitguard hands out the key: a KeyObject keeps it out of ordinary JS buffers, and
-   * every reply buffer that held it is zeroed. Use `crypto.diffieHellman` with it directly.
+   * Reads an interface and all its peers, in one dump. The private key is returned only when
+   * asked for (`{ privateKey: true }`), and then as an X25519 `KeyObject` (null when none is
+   * set), read from the same dump; preshared keys never (a peer has `hasPresharedKey`). Both
+   * are wiped from the reply buffers. A dump that races a concurrent change is retried.
+   * Missing interface: ENODEV.
+   */
+  getDevice(name: string): Promise<Device>;
+  getDevice(name: string, options: GetDeviceOptions & { privateKey: true }): Promise<DeviceWithPrivateKey>;
+  getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey>;
+  getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey> {
+    return this.operation('getDevice', async () => {
+      const withKey = readGetDeviceOptions(options);
+      const valid = validateInterfaceName(name);
+      return withKey ? this.dumpDeviceWithKey(valid, 'getDevice') : this.dumpDevice(valid, 'getDevice');
+    });
+  }
+
+  /**
+   * The interface's private key as an X25519 `KeyObject` (null when none is set): the same as
+   * `(await getDevice(name, { privateKey: true })).privateKey`, one dump. A KeyObject keeps the
+   * key out of ordinary JS buffers, and every reply buffer that held it is zeroed. Use
+   * `crypto.diffieHellman` with it directly.
    */
   getPrivateKey(name: string): Promise<KeyObject | null> {
-    return this.operation('getPrivateKey', async () => {
-      let key: KeyObject | null = null;
-      await this.dumpDevice(validateInterfaceName(name), 'getPrivateKey', (bytes) => {
-        if (bytes.length === KEY_LENGTH && bytes.some((b) => b !== 0)) key = privateKeyObject(bytes);
-      });
-      return key;
-    });
+    return this.operation('getPrivateKey', async () => (await this.dumpDeviceWithKey(validateInterfaceName(name), 'getPrivateKey')).privateKey);
   }
 
   /**
@@ -256,6 +284,7 @@ export class WireGuard {
       }
       if (normalized.privateKey !== undefined) {
         this.ownPublicKeys.set(name, normalized.privateKey === null ? null : derivePublicKey(normalized.privateKey));
+        this.ownKeyChanges++;
       }
     } finally {
       wipeConfig(normalized);
@@ -290,6 +319,7 @@ export class WireGuard {
         explain: { EOPNOTSUPP: 'this kernel cannot create WireGuard interfaces (is the wireguard module available?)' },
       });
       this.ownPublicKeys.set(name, null);
+      this.ownKeyChanges++;
     });
   }
 
@@ -303,6 +333,7 @@ export class WireGuard {
       await this.applyConfig(name, { replacePeers: true });
       await this.route.request([encodeDeleteLink(name)], { operation: 'deleteDevice', interface: name });
       this.ownPublicKeys.delete(name);
+      this.ownKeyChanges++;
     });
   }
 
@@ -323,4 +354,20 @@ export class WireGuard {
       .then(() => undefined, () => undefined);
     return this.closing;
   }
+}
+
+/** `getDevice`'s options: undefined, or an object with at most `privateKey` (a boolean). */
+function readGetDeviceOptions(options: unknown): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ValidationError('options', `expected an object such as { privateKey: true }, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'privateKey') throw new ValidationError(`options.${name}`, 'unknown option (getDevice takes privateKey)');
+  }
+  const { privateKey } = options as GetDeviceOptions;
+  if (privateKey !== undefined && typeof privateKey !== 'boolean') {
+    throw new ValidationError('options.privateKey', `expected a boolean, got ${describe(privateKey)}`);
+  }
+  return privateKey === true;
 }

@@ -21,6 +21,7 @@
  * peer's preshared key; `fwmark: 0`, `persistentKeepalive: 0` and `listenPort: 0` have the
  * kernel's meaning (off / off / pick a random port).
  */
+import type { KeyObject } from 'node:crypto';
 import type { KeyInput, PrivateKeyInput } from '../keys.js';
 
 export interface DeviceConfig {
@@ -45,7 +46,7 @@ export interface PeerConfig {
   allowedIps?: string[];
 }
 
-/** A device as read back from the kernel. The private key is never included. */
+/** A device as read back from the kernel. The private key is not included (see `DeviceWithPrivateKey`). */
 export interface Device {
   name: string;
   ifindex: number;
@@ -55,6 +56,20 @@ export interface Device {
   /** 0 when unset. */
   fwmark: number;
   peers: Peer[];
+}
+
+/** `getDevice` options. */
+export interface GetDeviceOptions {
+  /** Also return the interface's private key, read from the same dump (default false). */
+  privateKey?: boolean;
+}
+
+/**
+ * What `getDevice(name, { privateKey: true })` returns (wgctrl-go's `Device` has the key too):
+ * the device, and its private key as an X25519 `KeyObject`, or null when the interface has none.
+ */
+export interface DeviceWithPrivateKey extends Device {
+  privateKey: KeyObject | null;
 }
 
 export interface Peer {
