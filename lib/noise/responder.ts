@@ -30,8 +30,9 @@ import { ValidationError } from '../errors.js';
 import { importPrivateKey, KEY_LENGTH, publicKeyBytes, type PrivateKeyInput } from '../keys.js';
 import { INITIATION_FIELD_LENGTH, INITIATION_LENGTH, INITIATION_OFFSET as OFFSET, isInitiationShape } from '../protocol/initiation.js';
 import { aeadOpenCounter0 } from './aead.js';
-import { blake2s, hash2Into, HmacBlake2s, kdfInto, Mac1 } from './blake2s.js';
+import { Mac1 } from './blake2s.js';
 import { CONSTRUCTION, IDENTIFIER, LABEL_MAC1 } from './constants.js';
+import { hashInto, kdf1Into, kdf2Into } from './kdf.js';
 import { SeenInitiations } from './seen-initiations.js';
 import { decodeTai64n, type Tai64n } from './tai64n.js';
 import { dh, isCanonicalPublicKey } from './x25519.js';
@@ -98,11 +99,12 @@ const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const MAC_LENGTH = INITIATION_FIELD_LENGTH.mac1;
 
 /** `C_i := HASH(CONSTRUCTION)` — the initial chaining key, the same for every peer (§5.4.2). */
-const INITIAL_CHAINING_KEY = blake2s(utf8(CONSTRUCTION));
+const INITIAL_CHAINING_KEY = hashInto(new Uint8Array(32), utf8(CONSTRUCTION), new Uint8Array(0));
 /** `H_i := HASH(C_i ‖ IDENTIFIER)` — before the responder's public key is mixed in (§5.4.2). */
-const INITIAL_HASH = hash2Into(new Uint8Array(32), INITIAL_CHAINING_KEY, utf8(IDENTIFIER));
-/** HMAC state keyed with the constant `C_i`, prepared once for `KDF1(C_i, E_pub_i)`. */
-const HMAC_INITIAL_CHAINING_KEY = new HmacBlake2s().setKey(INITIAL_CHAINING_KEY);
+const INITIAL_HASH = hashInto(new Uint8Array(32), INITIAL_CHAINING_KEY, utf8(IDENTIFIER));
+
+/** Why a packet fails the checks that come before any Diffie-Hellman (see {@link Responder.precheck}). */
+export type PrecheckRejectReason = 'size' | 'type' | 'mac1';
 
 /**
  * A WireGuard handshake responder for one private key (the gateway interface's).
@@ -132,10 +134,7 @@ export class Responder {
   readonly #h = new Uint8Array(32);
   readonly #ck = new Uint8Array(32);
   readonly #k = new Uint8Array(32);
-  readonly #tau0 = new Uint8Array(32);
   readonly #mac = new Uint8Array(MAC_LENGTH);
-  readonly #hmacCk = new HmacBlake2s();
-  readonly #hmacTmp = new HmacBlake2s();
 
   /**
    * @param privateKey the responder's static private key, in any form the rest of jitguard
@@ -156,8 +155,8 @@ export class Responder {
     this.#privateKey = importPrivateKey(privateKey, 'privateKey');
     this.#publicKey = publicKeyBytes(this.#privateKey);
     this.#publicKeyBase64 = Buffer.from(this.#publicKey).toString('base64');
-    this.#hash0 = hash2Into(new Uint8Array(32), INITIAL_HASH, this.#publicKey);
-    const mac1Key = hash2Into(new Uint8Array(32), utf8(LABEL_MAC1), this.#publicKey);
+    this.#hash0 = hashInto(new Uint8Array(32), INITIAL_HASH, this.#publicKey);
+    const mac1Key = hashInto(new Uint8Array(32), utf8(LABEL_MAC1), this.#publicKey);
     this.#mac1 = new Mac1(mac1Key);
     mac1Key.fill(0);
   }
@@ -170,6 +169,29 @@ export class Responder {
   /** The responder's static public key, 32 raw bytes (a fresh copy). */
   get publicKeyBytes(): Uint8Array {
     return this.#publicKey.slice();
+  }
+
+  /**
+   * Only the checks of {@link Responder.unwrap} that come before any Diffie-Hellman: size, type
+   * (§5.4.2) and mac1 (§5.4.4), in that order. Returns the reason of the first that fails, or
+   * null when all pass. Costs one keyed BLAKE2s (about a microsecond): cheap enough to run where
+   * the expensive rest must not (an event loop that hands the rest to a worker thread), so that
+   * junk never gets that far.
+   * @throws ValidationError (a TypeError) if `packet` is not a Uint8Array (a Buffer is one).
+   */
+  precheck(packet: Uint8Array): PrecheckRejectReason | null {
+    if (!(packet instanceof Uint8Array)) {
+      throw new ValidationError('packet', `expected the UDP payload as a Uint8Array of ${INITIATION_LENGTH} bytes, got ${describe(packet)}`);
+    }
+    // 1, 2. §5.4.2: msg.type := 1 (1 byte), msg.reserved := 0^3.
+    if (!isInitiationShape(packet)) return packet.length !== INITIATION_LENGTH ? 'size' : 'type';
+
+    // 3. §5.4.4: msg.mac1 := MAC(HASH(LABEL_MAC1 ‖ Spub_m′), msg_α), msg_α = bytes before mac1.
+    const mac = this.#mac1.computeInto(this.#mac, packet, 0, OFFSET.mac1);
+    let diff = 0;
+    for (let i = 0; i < MAC_LENGTH; i++) diff |= mac[i]! ^ packet[OFFSET.mac1 + i]!;
+    mac.fill(0);
+    return diff === 0 ? null : 'mac1';
   }
 
   /**
@@ -192,22 +214,12 @@ export class Responder {
    * 7. `timestamp`: `msg.timestamp` decrypts under the key from `ss = DH(Spriv_r, Spub_i)`
    *    (§5.4.2 `ss`, `{t}`) — the only step that proves the initiator holds `Spriv_i`.
    *
-   * Chaining keys, DH outputs, AEAD keys and HMAC states are zeroed before returning.
+   * Chaining keys, DH outputs, AEAD keys and every KDF output are zeroed before returning.
    * @throws ValidationError (a TypeError) if `packet` is not a Uint8Array (a Buffer is one).
    */
   unwrap(packet: Uint8Array): UnwrapResult {
-    if (!(packet instanceof Uint8Array)) {
-      throw new ValidationError('packet', `expected the UDP payload as a Uint8Array of ${INITIATION_LENGTH} bytes, got ${describe(packet)}`);
-    }
-    // 1, 2. §5.4.2: msg.type := 1 (1 byte), msg.reserved := 0^3.
-    if (!isInitiationShape(packet)) return packet.length !== INITIATION_LENGTH ? REJECT_SIZE : REJECT_TYPE;
-
-    // 3. §5.4.4: msg.mac1 := MAC(HASH(LABEL_MAC1 ‖ Spub_m′), msg_α), msg_α = bytes before mac1.
-    const mac = this.#mac1.computeInto(this.#mac, packet, 0, OFFSET.mac1);
-    let diff = 0;
-    for (let i = 0; i < MAC_LENGTH; i++) diff |= mac[i]! ^ packet[OFFSET.mac1 + i]!;
-    mac.fill(0);
-    if (diff !== 0) return REJECT_MAC1;
+    const precheck = this.precheck(packet);
+    if (precheck !== null) return precheck === 'mac1' ? REJECT_MAC1 : precheck === 'size' ? REJECT_SIZE : REJECT_TYPE;
 
     // 4. Everything from here costs a DH, and so would a replay of it.
     if (this.#seen !== undefined && !this.#seen.remember(packet)) return REJECT_REPLAY;
@@ -215,22 +227,17 @@ export class Responder {
     const h = this.#h;
     const ck = this.#ck;
     const k = this.#k;
-    const tau0 = this.#tau0;
-    const hmacCk = this.#hmacCk;
-    const hmacTmp = this.#hmacTmp;
     let dhOut: Buffer | null = null;
     let plain: Buffer | null = null;
     try {
       // §5.4.2 `e`: C := KDF1(C, msg.ephemeral); H := HASH(H ‖ msg.ephemeral).
-      hash2Into(h, this.#hash0, packet.subarray(OFFSET.ephemeral, OFFSET.static));
-      kdfInto(HMAC_INITIAL_CHAINING_KEY, hmacTmp, tau0, packet, OFFSET.ephemeral, KEY_LENGTH, ck);
+      hashInto(h, this.#hash0, packet.subarray(OFFSET.ephemeral, OFFSET.static));
+      kdf1Into(INITIAL_CHAINING_KEY, packet, OFFSET.ephemeral, KEY_LENGTH, ck);
 
       // 4. §5.4.2 `es`: (C, κ) := KDF2(C, DH(Spriv_r, msg.ephemeral)); all-zero DH rejected.
       dhOut = dh(this.#privateKey, packet, OFFSET.ephemeral);
       if (dhOut === null) return REJECT_EPHEMERAL;
-      hmacCk.setKey(ck);
-      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_LENGTH, ck, k);
-      hmacCk.wipe();
+      kdf2Into(ck, dhOut, 0, KEY_LENGTH, ck, k);
       dhOut.fill(0);
       dhOut = null;
 
@@ -244,15 +251,13 @@ export class Responder {
       // X25519 would ignore bit 255 and reduce mod p, the kernel and allow-lists would not:
       // refuse the alternative spellings before paying for the `ss` DH.
       if (!isCanonicalPublicKey(initiatorPublic)) return REJECT_STATIC_NONCANONICAL;
-      hash2Into(h, h, packet.subarray(OFFSET.static, OFFSET.timestamp));
+      hashInto(h, h, packet.subarray(OFFSET.static, OFFSET.timestamp));
 
       // §5.4.2 `ss`: (C, κ) := KDF2(C, DH(Spriv_r, Spub_i)); all-zero DH (low-order Spub_i)
       // can only come from a bogus static key, so it is reported as `static`.
       dhOut = dh(this.#privateKey, initiatorPublic, 0);
       if (dhOut === null) return REJECT_STATIC;
-      hmacCk.setKey(ck);
-      kdfInto(hmacCk, hmacTmp, tau0, dhOut, 0, KEY_LENGTH, ck, k);
-      hmacCk.wipe();
+      kdf2Into(ck, dhOut, 0, KEY_LENGTH, ck, k);
       dhOut.fill(0);
       dhOut = null;
       ck.fill(0); // the responder would continue from here (§5.4.3); we stop.
@@ -280,9 +285,6 @@ export class Responder {
       h.fill(0);
       ck.fill(0);
       k.fill(0);
-      tau0.fill(0);
-      hmacCk.wipe();
-      hmacTmp.wipe();
     }
   }
 }
