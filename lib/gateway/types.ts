@@ -91,6 +91,10 @@ export type RejectReason =
   | 'replayed-packet'
   /** Not a handshake initiation, or a bad mac1, ephemeral, static key or timestamp (see `detail`). */
   | 'unauthenticated'
+  /** Past mac1, but more initiations were waiting for verification than `verify.maxOutstanding` allows. */
+  | 'verify-overloaded'
+  /** The verification thread holding it died (`detail`: how); the thread is replaced. */
+  | 'verify-failed'
   /** Authenticated, but its TAI64N timestamp is not later than the last one accepted for that key. */
   | 'replayed-timestamp'
   /** The key is revoked. */
@@ -109,8 +113,8 @@ export type RejectReason =
   | 'stopping';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
-  'rate-limited', 'replayed-packet', 'unauthenticated', 'replayed-timestamp', 'revoked', 'unknown',
-  'lookup-failed', 'overloaded', 'install-rate', 'install-failed', 'stopping',
+  'rate-limited', 'replayed-packet', 'unauthenticated', 'verify-overloaded', 'verify-failed', 'replayed-timestamp',
+  'revoked', 'unknown', 'lookup-failed', 'overloaded', 'install-rate', 'install-failed', 'stopping',
 ];
 
 /** Why a peer left the kernel. */

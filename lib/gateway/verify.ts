@@ -6,6 +6,10 @@
  *
  * Every packet that got past mac1 is remembered, whatever its outcome: each cost a DH, and its
  * replay would too. Packets that failed mac1 are not, so junk cannot push real entries out.
+ *
+ * `Verifier` does it all synchronously, on the caller's thread; `VerifierPool` (verify-pool.ts)
+ * gives the same results with the Diffie-Hellman work on worker threads or in time-budgeted
+ * slices of the event loop.
  */
 import type { Responder, UnwrapRejectReason } from '../noise/responder.js';
 import type { SeenInitiations } from '../noise/seen-initiations.js';
@@ -13,10 +17,16 @@ import type { SeenInitiations } from '../noise/seen-initiations.js';
 export type VerifyResult =
   | { ok: true; publicKey: string; timestamp: Uint8Array }
   | { ok: false; reason: 'replayed-packet' }
-  | { ok: false; reason: 'unauthenticated'; detail: UnwrapRejectReason };
+  | { ok: false; reason: 'unauthenticated'; detail: UnwrapRejectReason }
+  /** `VerifierPool` only: more packets waiting for verification than its bound; not remembered. */
+  | { ok: false; reason: 'verify-overloaded' }
+  /** `VerifierPool` only: the thread verifying it died (`detail`: how); it is not retried. */
+  | { ok: false; reason: 'verify-failed'; detail: string }
+  /** `VerifierPool` only: stopped before the packet was verified. */
+  | { ok: false; reason: 'stopping' };
 
 /** Checks that fail before the first DH: a packet refused by one of them cost next to nothing. */
-const BEFORE_DH: ReadonlySet<string> = new Set(['size', 'type', 'mac1']);
+const BEFORE_DH: ReadonlySet<UnwrapRejectReason> = new Set<UnwrapRejectReason>(['size', 'type', 'mac1']);
 
 export class Verifier {
   constructor(private readonly responder: Responder, private readonly seen: SeenInitiations) {}

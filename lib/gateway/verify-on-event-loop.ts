@@ -1,0 +1,107 @@
+/**
+ * `VerifierPool` without threads (`threads: 0`, or when no worker could start): verification on
+ * the event loop, in slices of at most `budgetMs` of work each (at least one verification per
+ * slice), the rest continued on `setImmediate`, so that timers, I/O and the next capture wake-up
+ * get their turn in between. The queue is the pool's, bounded by its `maxOutstanding`; packets
+ * the kernel has not delivered yet wait in the socket's buffer.
+ *
+ * The warm-up (lib/noise/warm-up.ts) runs in the same slices, only when no packet waits.
+ */
+import { ResponderWarmUp } from '../noise/warm-up.js';
+import type { Responder } from '../noise/responder.js';
+import type { VerifyResult } from './verify.js';
+import type { WarmUpReport } from './verify-batch.js';
+import type { PendingVerification, VerifyBackend } from './verify-pool.js';
+
+export interface EventLoopVerificationOptions {
+  readonly responder: Responder;
+  readonly budgetMs: number;
+  readonly warmUp: number;
+  readonly onWarmedUp: (report: WarmUpReport) => void;
+}
+
+export class EventLoopVerification implements VerifyBackend {
+  readonly kind = 'event-loop' as const;
+  /** Slices run so far. */
+  slices = 0;
+  readonly #responder: Responder;
+  readonly #budgetMs: number;
+  readonly #warmUp: ResponderWarmUp;
+  readonly #onWarmedUp: EventLoopVerificationOptions['onWarmedUp'];
+  #queue: PendingVerification[] = [];
+  #head = 0;
+  #scheduled: NodeJS.Immediate | null = null;
+  #stopped = false;
+
+  constructor(options: EventLoopVerificationOptions) {
+    this.#responder = options.responder;
+    this.#budgetMs = options.budgetMs;
+    this.#warmUp = new ResponderWarmUp(options.warmUp);
+    this.#onWarmedUp = options.onWarmedUp;
+    if (options.warmUp > 0) this.#schedule();
+  }
+
+  /** Packets waiting for a slice. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  submit(batch: PendingVerification[]): void {
+    if (this.#stopped) {
+      for (const p of batch) p.settle({ ok: false, reason: 'stopping' });
+      return;
+    }
+    for (const p of batch) this.#queue.push(p);
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#scheduled !== null) clearImmediate(this.#scheduled);
+    this.#scheduled = null;
+    const left = this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    for (const p of left) p.settle({ ok: false, reason: 'stopping' });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled === null && !this.#stopped) this.#scheduled = setImmediate(this.#slice);
+  }
+
+  readonly #slice = (): void => {
+    this.#scheduled = null;
+    this.slices++;
+    const start = performance.now();
+    while (this.#head < this.#queue.length) {
+      const pending = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as PendingVerification;
+      pending.settle(this.#verify(pending.packet));
+      if (performance.now() - start >= this.#budgetMs) break;
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.queued === 0 && !this.#warmUp.finished) {
+      const left = this.#budgetMs - (performance.now() - start);
+      if (left > 0 && this.#warmUp.step(left)) {
+        this.#onWarmedUp({ verifications: this.#warmUp.done, ms: this.#warmUp.spentMs, failure: this.#warmUp.failure });
+      }
+    }
+    if (this.queued > 0 || !this.#warmUp.finished) this.#schedule();
+  };
+
+  #verify(packet: Uint8Array): VerifyResult {
+    try {
+      const result = this.#responder.unwrap(packet);
+      if (result.ok) return { ok: true, publicKey: result.publicKey, timestamp: result.timestamp.bytes };
+      return { ok: false, reason: 'unauthenticated', detail: result.reason };
+    } catch {
+      return { ok: false, reason: 'verify-failed', detail: 'exception' };
+    }
+  }
+}

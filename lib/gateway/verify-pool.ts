@@ -1,0 +1,264 @@
+/**
+ * `VerifierPool`: stage 2 (verify.ts) with the Diffie-Hellman work off the event loop. It gives
+ * the results `Verifier` gives, but a capture wake-up's 64 initiations no longer cost the event
+ * loop 64 verifications (bench/RESULTS.md, gateway section: 64 × 4.45 ms = a 1.25 s stall under a
+ * forged flood in the bench VM).
+ *
+ * On the event loop, per packet, only what costs about a microsecond: the replay check
+ * (`SeenInitiations`, before anything else), then size, type and mac1 (`Responder.precheck`), so
+ * that junk and replays never reach a thread or the bound below. A packet past mac1 is remembered
+ * at once, whatever its verification will say — as `Verifier` remembers every packet past mac1 —
+ * so that a copy arriving while the first is still being verified is refused as a replay instead
+ * of costing a second verification (one captured initiation replayed at line rate must stay
+ * cheap). The rest, `Responder.unwrap`, runs on worker threads: every packet asked for in one
+ * turn of the event loop goes out with the others of that turn, one message per thread
+ * (verify-threads.ts); or, with `threads: 0`, on the event loop in slices of `turnBudgetMs`
+ * (verify-on-event-loop.ts).
+ *
+ * Bounded: at most `maxOutstanding` packets between mac1 and their result; beyond, the result is
+ * `verify-overloaded` at once (not remembered: it cost nothing). Never hangs: a thread that dies
+ * settles its packets as `verify-failed`; `stop()` settles everything left as `stopping`.
+ *
+ * The private key reaches the threads as a KeyObject (a handle to the same key material; no
+ * bytes in any message). Errors a gateway should count (a thread died, threads could not start
+ * and verification moved to the event loop, the warm-up failed) go to `onError(code, error)`.
+ */
+import { availableParallelism } from 'node:os';
+import type { KeyObject } from 'node:crypto';
+import { describe } from '../describe.js';
+import { ValidationError } from '../errors.js';
+import { importPrivateKey, type PrivateKeyInput } from '../keys.js';
+import { Responder } from '../noise/responder.js';
+import { SeenInitiations } from '../noise/seen-initiations.js';
+import { integerOption } from './options.js';
+import type { WarmUpReport } from './verify-batch.js';
+import type { VerifyResult } from './verify.js';
+import { EventLoopVerification } from './verify-on-event-loop.js';
+import { VerifyThreads } from './verify-threads.js';
+import { locateVerifyWorker } from './verify-worker-entry.js';
+
+/** A packet between mac1 and its result, as the backends see it. */
+export interface PendingVerification {
+  /** The pool's own copy. */
+  readonly packet: Uint8Array;
+  /** Delivers the result; calls after the first are ignored. */
+  settle(result: VerifyResult): void;
+}
+
+/** Where `Responder.unwrap` runs: worker threads or event-loop slices. */
+export interface VerifyBackend {
+  readonly kind: 'threads' | 'event-loop';
+  submit(batch: PendingVerification[]): void;
+  stop(): Promise<void>;
+}
+
+/** The tunables, as `GatewayOptions.verify` takes them. */
+export interface VerifierPoolTuning {
+  /**
+   * Worker threads verifying (0 to 64). Default {@link defaultVerifyThreads}: one core fewer
+   * than the process may use, at least 1, at most 4. 0 verifies on the event loop in slices of
+   * `turnBudgetMs`: no threads, and still no long stalls.
+   */
+  readonly threads?: number;
+  /** Packets between mac1 and their result at most (1 to 1,000,000; default 4,096); beyond: `verify-overloaded`. */
+  readonly maxOutstanding?: number;
+  /** With `threads: 0`: milliseconds of verification per event-loop turn (0.1 to 1,000; default 5). */
+  readonly turnBudgetMs?: number;
+  /** Synthetic verifications per thread (or on the event loop) at start, so the first real one runs optimised (0 to 100,000; default 300). */
+  readonly warmUp?: number;
+}
+
+export interface VerifierPoolOptions extends VerifierPoolTuning {
+  /** The responder's private key (the interface's): a KeyObject is best, it never becomes bytes. */
+  readonly privateKey: PrivateKeyInput;
+  /** Replays refused before anything else; every packet past mac1 is remembered. */
+  readonly seen: SeenInitiations;
+  /** A failure the pool survived: `ERR_JITGUARD_VERIFY_THREAD_EXIT`, `…_THREAD_START`, `…_WARM_UP`. */
+  readonly onError?: (code: string, error: unknown) => void;
+}
+
+export interface VerifierPoolStats {
+  /** Where verification runs now (`event-loop` after threads could not start). */
+  mode: VerifyBackend['kind'];
+  threads: number;
+  /** Packets between mac1 and their result. */
+  outstanding: number;
+  /** Batch messages posted to threads. */
+  batches: number;
+  /** Refused `verify-overloaded`. */
+  overloaded: number;
+  /** Threads that died after starting (each replaced). */
+  threadExits: number;
+  /** Warm-ups finished (one per thread, or one on the event loop). */
+  warmUps: WarmUpReport[];
+}
+
+export const DEFAULT_MAX_OUTSTANDING = 4096;
+export const DEFAULT_TURN_BUDGET_MS = 5;
+export const DEFAULT_WARM_UP = 300;
+const MAX_THREADS = 64;
+
+/**
+ * Default worker threads: `os.availableParallelism() − 1`, at least 1, at most 4. One core is
+ * left to the event loop (capture, store, netlink, the pipeline's own work); at least one thread
+ * even on one core, since a thread the OS time-slices still never stalls the event loop; and 4
+ * verify ~30,000 initiations a second natively (~120 µs each), beyond what the per-source rate
+ * limit lets through from any plausible number of sources, while each thread costs a V8 isolate
+ * (~10 MB).
+ */
+export function defaultVerifyThreads(): number {
+  return Math.min(4, Math.max(1, availableParallelism() - 1));
+}
+
+export class VerifierPool {
+  readonly #seen: SeenInitiations;
+  readonly #responder: Responder;
+  readonly #privateKey: KeyObject;
+  readonly #maxOutstanding: number;
+  readonly #turnBudgetMs: number;
+  readonly #warmUp: number;
+  readonly #onError: (code: string, error: unknown) => void;
+  #backend: VerifyBackend;
+  #turn: PendingVerification[] = [];
+  #outstanding = 0;
+  #overloaded = 0;
+  #stopped = false;
+  readonly #warmUps: WarmUpReport[] = [];
+
+  /**
+   * @throws ValidationError naming the option (`options.threads`, …) for a bad option, or
+   *   `options.privateKey` for a bad key (never its content).
+   */
+  constructor(options: VerifierPoolOptions) {
+    if (typeof options !== 'object' || options === null) throw new ValidationError('options', `expected an options object, got ${describe(options)}`);
+    if (!(options.seen instanceof SeenInitiations)) throw new ValidationError('options.seen', `expected a SeenInitiations, got ${describe(options.seen)}`);
+    if (options.onError !== undefined && typeof options.onError !== 'function') throw new ValidationError('options.onError', `expected a function, got ${describe(options.onError)}`);
+    const threads = integerOption(options.threads, defaultVerifyThreads(), 0, MAX_THREADS, 'options.threads');
+    this.#maxOutstanding = integerOption(options.maxOutstanding, DEFAULT_MAX_OUTSTANDING, 1, 1_000_000, 'options.maxOutstanding');
+    this.#warmUp = integerOption(options.warmUp, DEFAULT_WARM_UP, 0, 100_000, 'options.warmUp');
+    const budget = options.turnBudgetMs ?? DEFAULT_TURN_BUDGET_MS;
+    if (typeof budget !== 'number' || !(budget >= 0.1 && budget <= 1000)) {
+      throw new ValidationError('options.turnBudgetMs', `expected milliseconds from 0.1 to 1000, got ${typeof budget === 'number' ? budget : describe(budget)}`);
+    }
+    this.#turnBudgetMs = budget;
+    this.#seen = options.seen;
+    this.#onError = options.onError ?? (() => {});
+    this.#privateKey = importPrivateKey(options.privateKey, 'options.privateKey');
+    this.#responder = new Responder(this.#privateKey);
+    this.#backend = threads === 0 ? this.#onEventLoop() : this.#onThreads(threads);
+  }
+
+  /**
+   * Verifies one initiation: the same result `Verifier.verify` gives for it, plus
+   * `verify-overloaded`, `verify-failed` and `stopping` (see `VerifyResult`). Never rejects for
+   * any byte content; rejects with a ValidationError when `packet` is not a Uint8Array. The
+   * packet is copied: the caller may reuse its buffer at once.
+   */
+  verify(packet: Uint8Array): Promise<VerifyResult> {
+    if (!(packet instanceof Uint8Array)) {
+      return Promise.reject(new ValidationError('packet', `expected the UDP payload as a Uint8Array, got ${describe(packet)}`));
+    }
+    if (this.#stopped) return Promise.resolve({ ok: false, reason: 'stopping' });
+    if (this.#seen.has(packet)) return Promise.resolve({ ok: false, reason: 'replayed-packet' });
+    const refused = this.#responder.precheck(packet);
+    if (refused !== null) return Promise.resolve({ ok: false, reason: 'unauthenticated', detail: refused });
+    if (this.#outstanding >= this.#maxOutstanding) {
+      this.#overloaded++;
+      return Promise.resolve({ ok: false, reason: 'verify-overloaded' });
+    }
+    this.#seen.remember(packet);
+    this.#outstanding++;
+    return new Promise<VerifyResult>((resolve) => {
+      let settled = false;
+      this.#turn.push({
+        packet: new Uint8Array(packet),
+        settle: (result) => {
+          if (settled) return;
+          settled = true;
+          this.#outstanding--;
+          resolve(result);
+        },
+      });
+      if (this.#turn.length === 1) setImmediate(this.#flush);
+    });
+  }
+
+  /**
+   * Stops the threads; every verification not yet settled settles as `stopping`, and so does
+   * every later call. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const turn = this.#turn;
+    this.#turn = [];
+    for (const p of turn) p.settle({ ok: false, reason: 'stopping' });
+    await this.#backend.stop();
+  }
+
+  stats(): VerifierPoolStats {
+    const backend = this.#backend;
+    return {
+      mode: backend.kind,
+      threads: backend instanceof VerifyThreads ? backend.threads : 0,
+      outstanding: this.#outstanding,
+      batches: backend instanceof VerifyThreads ? backend.messages : 0,
+      overloaded: this.#overloaded,
+      threadExits: backend instanceof VerifyThreads ? backend.exits : 0,
+      warmUps: [...this.#warmUps],
+    };
+  }
+
+  /** For tests that kill a thread: the workers now running (none on the event loop). */
+  workersForTest(): readonly import('node:worker_threads').Worker[] {
+    return this.#backend instanceof VerifyThreads ? this.#backend.workers : [];
+  }
+
+  readonly #flush = (): void => {
+    const batch = this.#turn;
+    this.#turn = [];
+    if (batch.length > 0) this.#backend.submit(batch);
+  };
+
+  #onEventLoop(): EventLoopVerification {
+    return new EventLoopVerification({
+      responder: this.#responder,
+      budgetMs: this.#turnBudgetMs,
+      warmUp: this.#warmUp,
+      onWarmedUp: (report) => this.#warmedUp(report),
+    });
+  }
+
+  #onThreads(count: number): VerifyBackend {
+    const entry = locateVerifyWorker();
+    if (entry instanceof Error) return this.#fallBack(entry);
+    try {
+      return new VerifyThreads({
+        count,
+        privateKey: this.#privateKey,
+        warmUp: this.#warmUp,
+        entry,
+        onError: (code, error) => this.#onError(code, error),
+        onWarmedUp: (report) => this.#warmedUp(report),
+        onStartFailure: (error, held) => {
+          const backend = this.#fallBack(error);
+          this.#backend = backend;
+          if (this.#stopped) void backend.stop();
+          backend.submit(held);
+        },
+      });
+    } catch (error) {
+      return this.#fallBack(error);
+    }
+  }
+
+  #fallBack(error: unknown): EventLoopVerification {
+    this.#onError('ERR_JITGUARD_VERIFY_THREAD_START', new Error('verification threads could not start; verifying on the event loop', { cause: error }));
+    return this.#onEventLoop();
+  }
+
+  #warmedUp(report: WarmUpReport): void {
+    this.#warmUps.push(report);
+    if (report.failure !== null) this.#onError('ERR_JITGUARD_VERIFY_WARM_UP', new Error(`verification warm-up ended early: ${report.failure}`));
+  }
+}
