@@ -55,6 +55,11 @@ if [[ ! -x $maxrss || bench/netlink/maxrss.c -nt $maxrss ]]; then
   mkdir -p .cache/bench
   cc -O2 -Wall -o "$maxrss" bench/netlink/maxrss.c
 fi
+floor=.cache/bench/install-floor
+if [[ ! -x $floor || bench/gateway/install-floor.c -nt $floor ]]; then
+  mkdir -p .cache/bench
+  cc -O2 -Wall -o "$floor" bench/gateway/install-floor.c
+fi
 
 # 2. Where the results go: the VM's read-write share (also used when running directly).
 rw=.cache/vm-rw/bench

@@ -6,6 +6,7 @@
  *
  *   node gateway-process.mjs        (started by the bench runner through `ip netns exec`)
  */
+import { diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { Gateway, type GatewayOptions } from '../../lib/gateway/gateway.js';
 import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
 import type { EvictReason, ResolvedPeer } from '../../lib/index.js';
@@ -51,6 +52,8 @@ export interface Measured {
   cpuSystemMicros: number;
   elapsedMs: number;
   stats: ReturnType<Gateway['stats']>;
+  /** Median of one X25519 (node:crypto, ready keys) in this process, measured after the window. */
+  dhSeconds?: number;
 }
 
 export interface EvictionTimeline {
@@ -137,7 +140,8 @@ serve({
   /** The window since `mark` (the stall window restarts; CPU and lists keep counting). */
   measure(): Measured {
     const cpu = process.cpuUsage(markCpu);
-    return { stall: probe.take(), cpuUserMicros: cpu.user, cpuSystemMicros: cpu.system, elapsedMs: unixNow() - markAt, stats: need().stats() };
+    const window = { stall: probe.take(), cpuUserMicros: cpu.user, cpuSystemMicros: cpu.system, elapsedMs: unixNow() - markAt, stats: need().stats() };
+    return { ...window, dhSeconds: x25519Seconds() };
   },
 
   /** Stops or restarts the stall probe (to measure what it costs). */
@@ -191,3 +195,16 @@ serve({
     return { stopMs: performance.now() - t0, stall: probe.take(), parts };
   },
 });
+
+/** One X25519 with ready keys, median of 41 (the verification's floor is two of them). */
+function x25519Seconds(): number {
+  const a = generateKeyPairSync('x25519');
+  const b = generateKeyPairSync('x25519');
+  const times: number[] = [];
+  for (let i = 0; i < 41; i++) {
+    const t = performance.now();
+    diffieHellman({ privateKey: a.privateKey, publicKey: b.publicKey }).fill(0);
+    times.push((performance.now() - t) / 1000);
+  }
+  return times.sort((x, y) => x - y)[20]!;
+}

@@ -5,7 +5,7 @@
  * WireGuard clients, a fresh interface and key for every sample, so every sample is a first
  * handshake; the two variants alternate so drift in the shared host hits both alike.
  */
-import { latencyFigures, quantile, sh, INTERFACE, type Row } from '../netlink/common.js';
+import { fileExists, latencyFigures, quantile, sh, INSTALL_FLOOR, INTERFACE, type Row } from '../netlink/common.js';
 import { freshStorePath, type GatewayMeasurement, type GatewaySizeResult } from './context.js';
 import type { InstalledRecord, Measured } from './gateway-process.js';
 import { clientDown, clientUp, createTopology, destroyTopology, firstPing, newKernelClient, tunnelAddress, type Topology } from './topology.js';
@@ -21,6 +21,8 @@ export const measurement: GatewayMeasurement = {
     'JIT: the client\'s configuration is pushed to the gateway (`upsertPeer`) before the sample, so the install comes from the store; the gateway\'s kernel does not know the client until the gateway installs it (initiator role: the kernel handshakes back at once).',
     'Pre-installed: the peer is added to wg0 with wg(8) beforehand, as a push-model gateway has it, with the same gateway process capturing (it verifies the initiation, finds the key in no store, and leaves it alone); the kernel answers the client\'s initiation itself.',
     'Variants alternate sample by sample; warm-up samples of both run first and are not counted.',
+    'Install floor: bench/gateway/install-floor.c sends the same one-peer SET the gateway sends (endpoint, one allowed IP, keepalive 25 so the kernel initiates) from one long-running C process to the same wg0, one every 300 ms, and times sendmsg to ack; each peer is removed again untimed. It is what any user-space install must wait for in this VM.',
+    'JIT floor: the pre-installed p50 plus the install floor\'s p50 plus two X25519 (a verification\'s DH, measured in the gateway process): no just-in-time path can answer a first initiation faster here, because it must authenticate the initiation and then install the peer before the kernel answers. Its ratio to the pre-installed p50 says whether the 1.5× goal is reachable in this VM at all.',
   ],
   async run(ctx) {
     const { jitSamples, jitWarmup } = ctx.config;
@@ -75,6 +77,15 @@ export const measurement: GatewayMeasurement = {
           rejectedUnknown: measured.stats.rejected.unknown,
         }),
       ];
+      const floor = await installFloor(t.gatewayNs, jitSamples);
+      if (floor.length) {
+        const dh = measured.dhSeconds ?? NaN;
+        const jitFloor = quantile(samples.preinstalled.slice().sort((a, b) => a - b), 0.5) + quantile(floor, 0.5) + 2 * dh;
+        rows.push({
+          impl: 'c-floor', how: 'one-peer SET as initiator from C (bench/gateway/install-floor.c), one every 300 ms: sendmsg → ack',
+          ok: true, seconds: quantile(floor, 0.5), figures: { ...latencyFigures(floor), x25519Seconds: dh, jitFloorSeconds: jitFloor },
+        });
+      }
       const series = Object.fromEntries((['jit', 'preinstalled'] as Variant[]).map((v) => [v, samples[v].map((s, i) => ({ t: i + 1, value: s }))]));
       return [{ n: jitSamples, reference: 'kernel', rows, series, context: { failedSamples: failures.length, warmupSamples: jitWarmup } } satisfies GatewaySizeResult];
     } finally {
@@ -83,3 +94,10 @@ export const measurement: GatewayMeasurement = {
     }
   },
 };
+
+/** Install latencies from the C floor program in the gateway's namespace (seconds, sorted); empty when it is not built. */
+async function installFloor(namespace: string, count: number): Promise<number[]> {
+  if (!fileExists(INSTALL_FLOOR)) return [];
+  const output = await sh('ip', ['netns', 'exec', namespace, INSTALL_FLOOR, INTERFACE, String(Math.max(8, count)), '300', '--keepalive']);
+  return output.trim().split('\n').map((line) => Number(line) / 1e9).sort((a, b) => a - b);
+}

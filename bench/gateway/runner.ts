@@ -67,6 +67,22 @@ function preflight(): void {
   }
 }
 
+/**
+ * The gateway's verification threads run lib/gateway/verify-worker.ts, which a bundle does not
+ * contain: the pool looks for it as verify-worker.mjs beside the bundle that inlines it
+ * (lib/gateway/verify-worker-entry.ts), so emit it there, bundled on its own.
+ */
+async function emitVerifyWorker(bundle: string): Promise<() => void> {
+  const out = join(dirname(bundle), 'verify-worker.mjs');
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: [join(BENCH_DIR, '..', 'lib', 'gateway', 'verify-worker.ts')],
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: out, packages: 'external', logLevel: 'warning',
+  });
+  await esbuild.stop?.();
+  return () => rmSync(out, { force: true });
+}
+
 /** The two children run from esbuild bundles (seconds faster to start under TCG), else under tsx. */
 async function childCommands(log: (m: string) => void): Promise<{ commands: ChildCommands; remove: () => void }> {
   const commands: ChildCommands = { gateway: [], initiator: [] };
@@ -74,6 +90,7 @@ async function childCommands(log: (m: string) => void): Promise<{ commands: Chil
   for (const [key, file] of [['gateway', 'gateway-process.ts'], ['initiator', 'initiator-process.ts']] as const) {
     try {
       const bundle = await bundleEntry(join(GATEWAY_DIR, file), `${key}-${process.pid}`);
+      if (key === 'gateway') removals.push(await emitVerifyWorker(bundle.command[1]!));
       commands[key] = bundle.command;
       removals.push(bundle.remove);
     } catch (error) {
@@ -89,6 +106,7 @@ function implementations(): BenchResults['implementations'] {
   return [
     { id: 'jitguard', label: `jitguard ${pkg.version} Gateway`, what: 'the gateway of issue 9: capture → rate limit → verify → replay → store → coalesced install as initiator → settle → evict, over a SqliteStore' },
     { id: 'kernel', label: 'kernel WireGuard alone', what: 'the same work done the push-model way: peers put into the kernel beforehand with wg(8)' },
+    { id: 'c-floor', label: 'C one-peer SET', what: 'bench/gateway/install-floor.c: the gateway\'s install as one netlink message from a long-running C process, the system-call floor of any install' },
     { id: 'idle', label: 'idle gateway', what: 'the gateway process with nothing to do (its timers): subtracted from CPU figures' },
   ];
 }

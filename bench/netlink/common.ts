@@ -28,6 +28,8 @@ export const NETLINK_DIR = join(BENCH_DIR, 'netlink');
 /** Scratch space inside the guest (tmpfs): conf files, SQLite databases, dumps. */
 export const SCRATCH = process.env.JITGUARD_BENCH_SCRATCH ?? '/tmp/jitguard-bench';
 export const MAXRSS = process.env.JITGUARD_BENCH_MAXRSS ?? join(ROOT_DIR, '.cache/bench/maxrss');
+/** bench/gateway/install-floor.c, built by bench/run.sh: one-peer SETs from C, the system-call floor. */
+export const INSTALL_FLOOR = join(ROOT_DIR, '.cache/bench/install-floor');
 export const INTERFACE = 'wg0';
 const TRACE = Boolean(process.env.JITGUARD_BENCH_TRACE);
 
