@@ -25,7 +25,7 @@ import {
 import { ControlPlane, toBase64Url, type PeersFile } from './control-plane.js';
 import { inNamespace, run, script, sleep } from './exec.js';
 import { GatewayDaemon, metricLines, metricValue } from './gateway-daemon.js';
-import { DemoAborted, Expectations, Narrator, printTable, type TableRow } from './report.js';
+import { DemoAborted, Expectations, Narrator, printTable, verdict, type TableRow } from './report.js';
 import { GATEWAY, HOSTS, NAMESPACES, NAT, OPERATOR, clientSideLines, gatewaySideLines, teardownLines } from './topology.js';
 
 const NOBODY = 65534;
@@ -298,18 +298,10 @@ async function main(): Promise<number> {
   } finally {
     await cleanup(running);
   }
-  const failed = expectations.failed;
-  const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
-  console.log('');
-  if (aborted !== null) console.log(`FAILED: the demo could not go on: ${aborted}`);
-  for (const f of failed) console.log(`FAILED: ${f.what}${f.detail ? ` (${f.detail})` : ''}`);
-  if (aborted === null && failed.length === 0 && expectations.checked.length > 0) {
-    const where = process.argv.includes('--in-vm') ? '; inside a TCG VM, whose emulated CPU makes every timing far slower than native' : '';
-    console.log(`demo OK: all ${expectations.checked.length} expectations held (${seconds} s${where})`);
-    return 0;
-  }
-  console.log(`demo FAILED: ${failed.length} of ${expectations.checked.length} expectations failed${aborted !== null ? ', and it stopped early' : ''} (${seconds} s)`);
-  return 1;
+  const where = process.argv.includes('--in-vm') ? 'inside a TCG VM, whose emulated CPU makes every timing far slower than native' : null;
+  const { lines, exitCode } = verdict(expectations.checked, aborted, (Date.now() - startedAt) / 1000, where);
+  console.log(`\n${lines.join('\n')}`);
+  return exitCode;
 }
 
 process.exit(await main());

@@ -85,6 +85,25 @@ export class Expectations {
   }
 }
 
+/**
+ * The closing lines and the exit code: 0 only if nothing stopped the demo early and every
+ * expectation (at least one) held; otherwise a `FAILED:` line for each failed expectation and
+ * for what stopped it.
+ */
+export function verdict(checked: readonly Expectation[], aborted: string | null, seconds: number, where: string | null): { lines: string[]; exitCode: number } {
+  const failed = checked.filter((e) => !e.held);
+  const lines = [
+    ...(aborted !== null ? [`FAILED: the demo could not go on: ${aborted}`] : []),
+    ...failed.map((f) => `FAILED: ${f.what}${f.detail ? ` (${f.detail})` : ''}`),
+  ];
+  const time = `${seconds.toFixed(1)} s${where !== null ? `; ${where}` : ''}`;
+  if (aborted === null && failed.length === 0 && checked.length > 0) {
+    return { lines: [...lines, `demo OK: all ${checked.length} expectations held (${time})`], exitCode: 0 };
+  }
+  lines.push(`demo FAILED: ${failed.length} of ${checked.length} expectations failed${aborted !== null ? ', and it stopped early' : ''} (${time})`);
+  return { lines, exitCode: 1 };
+}
+
 /** Thrown when the demo cannot go on (the daemon did not start, a tool failed). */
 export class DemoAborted extends Error {
   override name = 'DemoAborted';
