@@ -18,7 +18,13 @@
  * gateway's back) are adopted: with no handshake they hold no session and go at the first scan;
  * with a handshake older than REJECT_AFTER_TIME they can hold no live session, and their idle
  * clock runs from that handshake; with a younger one they are watched like a fresh install.
+ *
+ * A scan of 10^5 peers runs in slices (`observeInSlices`), so the table changes while it runs
+ * and while its removals are sent: a peer removed meanwhile (revoked, or removed at start-up)
+ * is not adopted back from a dump requested before its removal, and a decision is dropped if
+ * its peer was installed again or showed life (`touch`) after it was made (`stillIdle`).
  */
+import { SliceClock, runAtOnce, runInSlices } from '../slices.js';
 
 /** REJECT_AFTER_TIME (messages.h): a session's keys are refused 180 s after its handshake. */
 export const REJECT_AFTER_TIME_MS = 180_000;
@@ -38,6 +44,8 @@ export interface Activity {
   installedAt: number;
   /** Installed by this gateway in this run (vs adopted). */
   installedHere: boolean;
+  /** The table's scan that last saw the peer in a dump (set by the table). */
+  seenInScan?: number;
 }
 
 export interface EvictionPolicy {
@@ -52,12 +60,21 @@ export interface EvictionDecision {
   idleSeconds: number | null;
 }
 
+/** A decision and what it was made on, so that it can be checked again before it is acted on. */
+export interface EvictionCandidate extends EvictionDecision {
+  readonly activity: Activity;
+  readonly lastReceiveAt: number;
+}
+
 /**
  * Per-peer activity across scans. `observe` takes one dump and returns the peers to remove;
  * it also forgets peers that have left the kernel and adopts peers it had not seen.
  */
 export class ActivityTable {
   private readonly table = new Map<string, Activity>();
+  /** Key → Unix ms when it was removed, until no dump requested before that is still to be observed. */
+  private readonly departed = new Map<string, number>();
+  private scans = 0;
 
   constructor(private readonly policy: EvictionPolicy) {}
 
@@ -75,12 +92,27 @@ export class ActivityTable {
 
   /** A peer this gateway just installed: its handshake grace starts now. */
   installed(publicKey: string, now: number): void {
+    this.departed.delete(publicKey);
     this.table.set(publicKey, {
       rxBytes: 0n, // a peer the kernel creates starts its counters at zero
       lastReceiveAt: now,
       installedAt: now,
       installedHere: true,
+      seenInScan: this.scans,
     });
+  }
+
+  /**
+   * The peer's client is there now (an authenticated initiation to a peer the kernel holds,
+   * which the kernel answers itself): its idle clock restarts, and if it never handshaked it
+   * gets the grace of a fresh install. A decision made before is dropped (`stillIdle`).
+   */
+  touch(publicKey: string, now: number): void {
+    const activity = this.table.get(publicKey);
+    if (activity === undefined) return;
+    activity.lastReceiveAt = now;
+    activity.installedAt = now;
+    activity.installedHere = true;
   }
 
   /** A peer found in the kernel, not installed by this gateway (see the module comment). */
@@ -88,11 +120,18 @@ export class ActivityTable {
     const handshake = peer.lastHandshake?.getTime() ?? null;
     const lastReceiveAt = handshake === null ? Number.NEGATIVE_INFINITY
       : now - handshake >= REJECT_AFTER_TIME_MS ? handshake : now;
-    this.table.set(peer.publicKey, { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false });
+    this.table.set(peer.publicKey, { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false, seenInScan: this.scans });
   }
 
-  remove(publicKey: string): void {
+  /** The peer has left the kernel (removed at `now`): a dump requested before that will not adopt it back. */
+  remove(publicKey: string, now = Date.now()): void {
     this.table.delete(publicKey);
+    this.departed.set(publicKey, now);
+  }
+
+  /** Whether a candidate of `observeInSlices` still holds: same install, no sign of life since. */
+  stillIdle(candidate: EvictionCandidate): boolean {
+    return this.table.get(candidate.publicKey) === candidate.activity && candidate.activity.lastReceiveAt === candidate.lastReceiveAt;
   }
 
   /**
@@ -101,25 +140,47 @@ export class ActivityTable {
    * installed after `dumpedAt` may be missing from the dump and are kept.
    */
   observe(peers: readonly ObservedPeer[], now: number, dumpedAt = now): EvictionDecision[] {
-    const seen = new Set<string>();
-    const decisions: EvictionDecision[] = [];
+    return runAtOnce(this.observeSteps(peers, now, dumpedAt, null))
+      .map(({ publicKey, reason, idleSeconds }) => ({ publicKey, reason, idleSeconds }));
+  }
+
+  /**
+   * The same scan, a few milliseconds at a time, with the event loop running between slices.
+   * Check each candidate with `stillIdle` before removing it: the table may change meanwhile.
+   */
+  observeInSlices(peers: readonly ObservedPeer[], now: number, dumpedAt: number, clock = new SliceClock()): Promise<EvictionCandidate[]> {
+    return runInSlices(this.observeSteps(peers, now, dumpedAt, clock), clock);
+  }
+
+  private *observeSteps(peers: readonly ObservedPeer[], now: number, dumpedAt: number, clock: SliceClock | null): Generator<void, EvictionCandidate[], void> {
+    const scan = ++this.scans;
+    const candidates: EvictionCandidate[] = [];
     for (const peer of peers) {
-      seen.add(peer.publicKey);
       let activity = this.table.get(peer.publicKey);
       if (activity === undefined) {
+        const departedAt = this.departed.get(peer.publicKey);
+        if (departedAt !== undefined && departedAt >= dumpedAt) continue; // removed since this dump was requested
         this.adopt(peer, now);
         activity = this.table.get(peer.publicKey)!;
       } else if (peer.rxBytes !== activity.rxBytes) {
         activity.rxBytes = peer.rxBytes;
         activity.lastReceiveAt = now;
       }
+      activity.seenInScan = scan;
       const decision = decide(peer, activity, now, this.policy);
-      if (decision) decisions.push(decision);
+      if (decision) candidates.push({ ...decision, activity, lastReceiveAt: activity.lastReceiveAt });
+      if (clock?.due()) yield;
     }
+    // Not in the dump although in the table before it was requested: it has left the kernel.
     for (const [key, activity] of this.table) {
-      if (!seen.has(key) && activity.installedAt < dumpedAt) this.table.delete(key);
+      if (activity.seenInScan !== scan && activity.installedAt < dumpedAt) this.table.delete(key);
+      if (clock?.due()) yield;
     }
-    return decisions;
+    for (const [key, departedAt] of this.departed) {
+      if (departedAt < dumpedAt) this.departed.delete(key);
+      if (clock?.due()) yield;
+    }
+    return candidates;
   }
 }
 

@@ -18,6 +18,7 @@ import { Responder } from '../noise/responder.js';
 import { SeenInitiations } from '../noise/seen-initiations.js';
 import { isInitiationShape } from '../protocol/initiation.js';
 import { WireGuard } from '../wireguard/client.js';
+import type { Device } from '../wireguard/types.js';
 import { ActivityTable, type EvictionDecision } from './evict.js';
 import { EvictionScan } from './eviction-scan.js';
 import { GatewayError } from './errors.js';
@@ -161,6 +162,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.installer = new Installer({ kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey });
     this.settler = new Settler({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
+      // No settle dump while a knock may be installing: it would queue the install behind it.
+      installsBusy: () => this.knocks.size > 0,
       onSettled: () => this.metricsState.settled(),
       onError: (code, error) => this.report('settle', code, error),
     });
@@ -220,14 +223,17 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.state !== 'new') throw new GatewayError(`start: the gateway was already ${this.state === 'starting' ? 'starting' : 'started'}`, { code: 'ERR_JITGUARD_GATEWAY_STATE', stage: 'start' });
     this.state = 'starting';
     try {
-      const device = await this.kernel.getDevice(this.interface);
+      // One dump gives the device, its private key and the peers to reconcile; the first
+      // eviction scan is handed the same dump.
+      const dumpedAt = Date.now();
+      const device = await this.kernel.getDevice(this.interface, { privateKey: true });
       if (device.publicKey === null) {
         throw new GatewayError(`start: interface ${this.interface} has no private key (set one with wg set ${this.interface} private-key FILE)`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       }
       if (device.listenPort === 0) {
         throw new GatewayError(`start: interface ${this.interface} has no listen port`, { code: 'ERR_JITGUARD_NO_LISTEN_PORT', stage: 'start' });
       }
-      const privateKey = await this.kernel.getPrivateKey(this.interface);
+      const { privateKey } = device;
       if (privateKey === null) throw new GatewayError(`start: interface ${this.interface} has no private key`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       this.publicKeyValue = device.publicKey;
       this.listenPortValue = device.listenPort;
@@ -242,7 +248,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         installer: this.installer,
         now: unixNow,
       };
-      await this.reconcile(device.peers);
+      await this.reconcile(device, dumpedAt);
       if (this.options.capture !== false) this.openCapture();
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
@@ -330,23 +336,34 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.state = 'stopped';
   }
 
-  private async reconcile(peers: Parameters<typeof planReconcile>[0]): Promise<void> {
-    const plan = await planReconcile(peers, this.store as Store & Partial<BulkStore>);
+  /**
+   * Start-up reconciliation from the start's dump (requested at `dumpedAt`). Unknown and revoked
+   * peers leave before the gateway is ready; the adopted ones that are certainly idle (never
+   * handshaked: no session to lose) leave in the background, through the first eviction scan,
+   * which is handed this same dump rather than taking another.
+   */
+  private async reconcile(device: Device, dumpedAt: number): Promise<void> {
     const now = Date.now();
-    for (const { peer, stored } of plan.adopt) {
-      this.table.adopt(peer, now);
-      // A crash between install and settle leaves the install-time keepalive on.
-      if (peer.persistentKeepalive !== stored.persistentKeepalive) this.settler.add(peer.publicKey, stored.persistentKeepalive);
-    }
+    const plan = await planReconcile(device.peers, this.store as Store & Partial<BulkStore>, {
+      onAdopt: (peer, stored) => {
+        this.table.adopt(peer, now);
+        // A crash between install and settle leaves the install-time keepalive on.
+        if (peer.persistentKeepalive !== stored.persistentKeepalive) this.settler.add(peer.publicKey, stored.persistentKeepalive, peer);
+      },
+    });
     for (let start = 0; start < plan.remove.length; start += this.evictBatch) {
       const chunk = plan.remove.slice(start, start + this.evictBatch);
       await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
-      for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
+      const removedAt = Date.now();
+      for (const { publicKey, reason } of chunk) {
+        this.table.remove(publicKey, removedAt); // so the first scan, on the same dump, does not adopt it
+        this.evictedEvent(publicKey, reason, null);
+      }
     }
     this.metricsState.setKernelPeers(this.table.size);
-    // Adopted peers that are certainly idle leave now, not one `evictInterval` later; the
-    // scan runs in the background so the gateway is ready at once.
-    void this.scanner.scan();
+    const { privateKey: _key, ...withoutKey } = device as Device & { privateKey?: unknown };
+    const shared = this.dump.offer({ device: withoutKey, startedAt: dumpedAt, finishedAt: now });
+    void this.scanner.scan(shared);
   }
 
   private openCapture(): void {

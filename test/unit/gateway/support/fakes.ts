@@ -38,13 +38,15 @@ export class FakeKernel {
     await new Promise((resolve) => (this.latencyMs > 0 ? setTimeout(resolve, this.latencyMs) : setImmediate(resolve)));
   }
 
-  async getDevice(name: string): Promise<Device> {
+  /** With `{ privateKey: true }`, the device carries the key, as WireGuard.getDevice does (one dump either way). */
+  async getDevice(name: string, options?: { privateKey?: boolean }): Promise<Device & { privateKey?: KeyObject | null }> {
     this.calls.push({ op: 'get', peers: this.peers.size });
     await this.wait();
     if (name !== this.name) throw Object.assign(new Error('no such device'), { code: 'ENODEV' });
     return {
       name, ifindex: 7, publicKey: this.publicKey, listenPort: this.listenPort, fwmark: 0,
       peers: [...this.peers.values()].map((p) => ({ ...p, allowedIps: [...p.allowedIps] })),
+      ...(options?.privateKey === true ? { privateKey: this.privateKey } : {}),
     };
   }
 
