@@ -15,7 +15,8 @@
  * @module
  */
 
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { INITIATION_LENGTH, MESSAGE_TYPE_INITIATION } from '../protocol/initiation.js';
 import { Responder } from './responder.js';
 import { buildSyntheticInitiation } from './synthetic-initiation.js';
 
@@ -76,6 +77,51 @@ export class ResponderWarmUp {
       this.#responder = null;
       this.#packets = [];
     }
+    return this.finished;
+  }
+}
+
+/**
+ * The same for the checks before any DH (`Responder.precheck`: size, type, mac1's keyed BLAKE2s)
+ * on the thread that runs only those — an event loop whose verifications go to worker threads.
+ * Random initiation-shaped packets run the whole mac1 computation and fail its comparison; the
+ * responder given is the one that will serve, and keeps nothing from them.
+ */
+export class PrecheckWarmUp {
+  /** Checks done so far. */
+  done = 0;
+  /** Milliseconds spent in {@link PrecheckWarmUp.step}. */
+  spentMs = 0;
+  readonly #responder: Responder;
+  readonly #total: number;
+  #packets: Uint8Array[] = [];
+
+  constructor(responder: Responder, checks: number) {
+    this.#responder = responder;
+    this.#total = checks;
+  }
+
+  get finished(): boolean {
+    return this.done >= this.#total;
+  }
+
+  /** Runs checks until `budgetMs` have passed (at least one) or all are done; true once they are. */
+  step(budgetMs: number): boolean {
+    if (this.finished) return true;
+    const start = performance.now();
+    if (this.#packets.length === 0) {
+      for (let i = 0; i < DISTINCT_INITIATIONS; i++) {
+        const packet = new Uint8Array(randomBytes(INITIATION_LENGTH));
+        packet.set([MESSAGE_TYPE_INITIATION, 0, 0, 0]);
+        this.#packets.push(packet);
+      }
+    }
+    do {
+      this.#responder.precheck(this.#packets[this.done % this.#packets.length]!);
+      this.done++;
+    } while (!this.finished && performance.now() - start < budgetMs);
+    this.spentMs += performance.now() - start;
+    if (this.finished) this.#packets = [];
     return this.finished;
   }
 }

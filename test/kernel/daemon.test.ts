@@ -54,6 +54,12 @@ before(async () => {
     'lib/cli/main.ts', '--bundle', '--platform=node', '--format=esm', '--target=node20', '--packages=external',
     `--outfile=${executable}`, '--log-level=warning',
   ]);
+  // The gateway's verification threads start from verify-worker.mjs beside the executable
+  // (lib/gateway/verify-worker-entry.ts), as dist/lib/gateway/verify-worker.js is beside the pool.
+  await promisify(execFile)(resolve('node_modules/.bin/esbuild'), [
+    'lib/gateway/verify-worker.ts', '--bundle', '--platform=node', '--format=esm', '--target=node20', '--packages=external',
+    `--outfile=${join(bundleDir, 'verify-worker.mjs')}`, '--log-level=warning',
+  ]);
 });
 
 after(() => {

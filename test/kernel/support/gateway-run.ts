@@ -4,7 +4,7 @@
  * (gateway-child.ts), which a test can SIGKILL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -102,6 +102,16 @@ function childCommand(): Promise<string[]> {
       const outfile = join(dir, `gateway-child-${process.pid}.mjs`);
       await esbuild.build({ entryPoints: [source], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' });
       process.once('exit', () => rmSync(outfile, { force: true }));
+      // The gateway's verification threads start from verify-worker.mjs beside the bundle
+      // (lib/gateway/verify-worker-entry.ts). Shared by the test files' bundles in this folder:
+      // written under a temporary name and renamed, so no process ever starts a half-written one.
+      const worker = await esbuild.build({
+        entryPoints: [fileURLToPath(new URL('../../../lib/gateway/verify-worker.ts', import.meta.url))], outfile: join(dir, 'verify-worker.mjs'),
+        bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error', write: false,
+      });
+      const partial = join(dir, `verify-worker-${process.pid}.mjs.partial`);
+      writeFileSync(partial, worker.outputFiles[0]!.contents);
+      renameSync(partial, join(dir, 'verify-worker.mjs'));
       return [outfile];
     } catch (error) {
       console.warn(`# bundling gateway-child.ts failed (${String(error)}); starting it with tsx (slow in the VM)`);
