@@ -5,16 +5,22 @@
  * get their turn in between. The queue is the pool's, bounded by its `maxOutstanding`; packets
  * the kernel has not delivered yet wait in the socket's buffer.
  *
+ * Each packet is verified as `Verifier` does it, replay check and remembering included, in the
+ * order asked; one already past mac1 and remembered (handed over by threads that could not start)
+ * is only unwrapped.
+ *
  * The warm-up (lib/noise/warm-up.ts) runs in the same slices, only when no packet waits.
  */
 import { ResponderWarmUp } from '../noise/warm-up.js';
 import type { Responder } from '../noise/responder.js';
-import type { VerifyResult } from './verify.js';
+import type { SeenInitiations } from '../noise/seen-initiations.js';
+import { Verifier, type VerifyResult } from './verify.js';
 import type { WarmUpReport } from './verify-batch.js';
 import type { PendingVerification, VerifyBackend } from './verify-pool.js';
 
 export interface EventLoopVerificationOptions {
   readonly responder: Responder;
+  readonly seen: SeenInitiations;
   readonly budgetMs: number;
   readonly warmUp: number;
   readonly onWarmedUp: (report: WarmUpReport) => void;
@@ -25,6 +31,7 @@ export class EventLoopVerification implements VerifyBackend {
   /** Slices run so far. */
   slices = 0;
   readonly #responder: Responder;
+  readonly #verifier: Verifier;
   readonly #budgetMs: number;
   readonly #warmUp: ResponderWarmUp;
   readonly #onWarmedUp: EventLoopVerificationOptions['onWarmedUp'];
@@ -35,6 +42,7 @@ export class EventLoopVerification implements VerifyBackend {
 
   constructor(options: EventLoopVerificationOptions) {
     this.#responder = options.responder;
+    this.#verifier = new Verifier(options.responder, options.seen);
     this.#budgetMs = options.budgetMs;
     this.#warmUp = new ResponderWarmUp(options.warmUp);
     this.#onWarmedUp = options.onWarmedUp;
@@ -76,7 +84,7 @@ export class EventLoopVerification implements VerifyBackend {
     while (this.#head < this.#queue.length) {
       const pending = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as PendingVerification;
-      pending.settle(this.#verify(pending.packet));
+      pending.settle(this.#verify(pending));
       if (performance.now() - start >= this.#budgetMs) break;
     }
     if (this.#head === this.#queue.length) {
@@ -95,9 +103,10 @@ export class EventLoopVerification implements VerifyBackend {
     if (this.queued > 0 || !this.#warmUp.finished) this.#schedule();
   };
 
-  #verify(packet: Uint8Array): VerifyResult {
+  #verify(pending: PendingVerification): VerifyResult {
     try {
-      const result = this.#responder.unwrap(packet);
+      if (!pending.prechecked) return this.#verifier.verify(pending.packet);
+      const result = this.#responder.unwrap(pending.packet);
       if (result.ok) return { ok: true, publicKey: result.publicKey, timestamp: result.timestamp.bytes };
       return { ok: false, reason: 'unauthenticated', detail: result.reason };
     } catch {

@@ -4,20 +4,22 @@
  * loop 64 verifications (bench/RESULTS.md, gateway section: 64 × 4.45 ms = a 1.25 s stall under a
  * forged flood in the bench VM).
  *
- * On the event loop, per packet, only what costs about a microsecond: the replay check
- * (`SeenInitiations`, before anything else), then size, type and mac1 (`Responder.precheck`), so
- * that junk and replays never reach a thread or the bound below. A packet past mac1 is remembered
- * at once, whatever its verification will say — as `Verifier` remembers every packet past mac1 —
- * so that a copy arriving while the first is still being verified is refused as a replay instead
- * of costing a second verification (one captured initiation replayed at line rate must stay
- * cheap). The rest, `Responder.unwrap`, runs on worker threads: every packet asked for in one
- * turn of the event loop goes out with the others of that turn, one message per thread
- * (verify-threads.ts); or, with `threads: 0`, on the event loop in slices of `turnBudgetMs`
- * (verify-on-event-loop.ts).
+ * On the event loop, per packet, only what costs about a microsecond when optimised: the replay
+ * check (`SeenInitiations`) in the call itself, so a replay costs nothing more; then, on the next
+ * turn, size, type and mac1 (`Responder.precheck`), so that junk never reaches a thread. That
+ * turn checks at most `turnBudgetMs` of packets and continues on the one after: mac1 is a keyed
+ * BLAKE2s in JavaScript, and interpreted in the bench VM it costs ~3 ms, 64 of them a 190 ms
+ * stall. A packet past mac1 is remembered then, before it goes to a thread, whatever its
+ * verification will say — as `Verifier` remembers every packet past mac1 — so a copy arriving
+ * while the first is being verified is refused as a replay instead of costing a second
+ * verification (one captured initiation replayed at line rate must stay cheap). The rest,
+ * `Responder.unwrap`, runs on worker threads: the packets asked for in one turn go out together,
+ * one message per thread (verify-threads.ts); or, with `threads: 0`, everything runs on the event
+ * loop in slices of `turnBudgetMs` (verify-on-event-loop.ts).
  *
- * Bounded: at most `maxOutstanding` packets between mac1 and their result; beyond, the result is
- * `verify-overloaded` at once (not remembered: it cost nothing). Never hangs: a thread that dies
- * settles its packets as `verify-failed`; `stop()` settles everything left as `stopping`.
+ * Bounded: at most `maxOutstanding` packets between the call and their result; beyond, the result
+ * is `verify-overloaded` at once (not remembered: it cost nothing). Never hangs: a thread that
+ * dies settles its packets as `verify-failed`; `stop()` settles everything left as `stopping`.
  *
  * The private key reaches the threads as a KeyObject (a handle to the same key material; no
  * bytes in any message). Errors a gateway should count (a thread died, threads could not start
@@ -38,10 +40,12 @@ import { EventLoopVerification } from './verify-on-event-loop.js';
 import { VerifyThreads } from './verify-threads.js';
 import { locateVerifyWorker } from './verify-worker-entry.js';
 
-/** A packet between mac1 and its result, as the backends see it. */
+/** A packet between the call and its result, as the backends see it. */
 export interface PendingVerification {
   /** The pool's own copy. */
   readonly packet: Uint8Array;
+  /** Past size, type and mac1, and remembered (only `Responder.unwrap` is left to do). */
+  prechecked: boolean;
   /** Delivers the result; calls after the first are ignored. */
   settle(result: VerifyResult): void;
 }
@@ -82,7 +86,7 @@ export interface VerifierPoolStats {
   /** Where verification runs now (`event-loop` after threads could not start). */
   mode: VerifyBackend['kind'];
   threads: number;
-  /** Packets between mac1 and their result. */
+  /** Packets between the call and their result. */
   outstanding: number;
   /** Batch messages posted to threads. */
   batches: number;
@@ -144,7 +148,10 @@ export class VerifierPool {
   readonly #warmUp: number;
   readonly #onError: (code: string, error: unknown) => void;
   #backend: VerifyBackend;
-  #turn: PendingVerification[] = [];
+  /** Asked for, not yet past the precheck (threads) or handed to the event-loop backend. */
+  #incoming: PendingVerification[] = [];
+  #incomingHead = 0;
+  #drainScheduled: NodeJS.Immediate | null = null;
   #outstanding = 0;
   #overloaded = 0;
   #stopped = false;
@@ -189,18 +196,16 @@ export class VerifierPool {
     }
     if (this.#stopped) return Promise.resolve({ ok: false, reason: 'stopping' });
     if (this.#seen.has(packet)) return Promise.resolve({ ok: false, reason: 'replayed-packet' });
-    const refused = this.#responder.precheck(packet);
-    if (refused !== null) return Promise.resolve({ ok: false, reason: 'unauthenticated', detail: refused });
     if (this.#outstanding >= this.#maxOutstanding) {
       this.#overloaded++;
       return Promise.resolve({ ok: false, reason: 'verify-overloaded' });
     }
-    this.#seen.remember(packet);
     this.#outstanding++;
     return new Promise<VerifyResult>((resolve) => {
       let settled = false;
-      this.#turn.push({
+      this.#incoming.push({
         packet: new Uint8Array(packet),
+        prechecked: false,
         settle: (result) => {
           if (settled) return;
           settled = true;
@@ -208,7 +213,7 @@ export class VerifierPool {
           resolve(result);
         },
       });
-      if (this.#turn.length === 1) setImmediate(this.#flush);
+      this.#drainScheduled ??= setImmediate(this.#drain);
     });
   }
 
@@ -221,9 +226,12 @@ export class VerifierPool {
     this.#stopped = true;
     if (this.#precheckWarmUpStep !== null) clearImmediate(this.#precheckWarmUpStep);
     this.#precheckWarmUpStep = null;
-    const turn = this.#turn;
-    this.#turn = [];
-    for (const p of turn) p.settle({ ok: false, reason: 'stopping' });
+    if (this.#drainScheduled !== null) clearImmediate(this.#drainScheduled);
+    this.#drainScheduled = null;
+    const incoming = this.#incoming.slice(this.#incomingHead);
+    this.#incoming = [];
+    this.#incomingHead = 0;
+    for (const p of incoming) p.settle({ ok: false, reason: 'stopping' });
     await this.#backend.stop();
   }
 
@@ -254,15 +262,49 @@ export class VerifierPool {
     }
   };
 
-  readonly #flush = (): void => {
-    const batch = this.#turn;
-    this.#turn = [];
-    if (batch.length > 0) this.#backend.submit(batch);
+  /**
+   * The turn after the calls: on the event loop, the backend takes them all (its slices do the
+   * rest); with threads, size, type and mac1 for as many as `turnBudgetMs` allows, those that
+   * pass remembered and posted together, the others refused; what is left waits a turn.
+   */
+  readonly #drain = (): void => {
+    this.#drainScheduled = null;
+    if (this.#stopped) return;
+    if (this.#backend.kind === 'event-loop') {
+      const all = this.#incoming.slice(this.#incomingHead);
+      this.#incoming = [];
+      this.#incomingHead = 0;
+      this.#backend.submit(all);
+      return;
+    }
+    const start = performance.now();
+    const passed: PendingVerification[] = [];
+    const incoming = this.#incoming;
+    while (this.#incomingHead < incoming.length) {
+      const pending = incoming[this.#incomingHead]!;
+      incoming[this.#incomingHead++] = undefined as unknown as PendingVerification;
+      const refused = this.#responder.precheck(pending.packet);
+      if (refused !== null) pending.settle({ ok: false, reason: 'unauthenticated', detail: refused });
+      else if (!this.#seen.remember(pending.packet)) pending.settle({ ok: false, reason: 'replayed-packet' });
+      else {
+        pending.prechecked = true;
+        passed.push(pending);
+      }
+      if (performance.now() - start >= this.#turnBudgetMs) break;
+    }
+    if (this.#incomingHead === incoming.length) {
+      this.#incoming = [];
+      this.#incomingHead = 0;
+    } else {
+      this.#drainScheduled = setImmediate(this.#drain);
+    }
+    if (passed.length > 0) this.#backend.submit(passed);
   };
 
   #onEventLoop(): EventLoopVerification {
     return new EventLoopVerification({
       responder: this.#responder,
+      seen: this.#seen,
       budgetMs: this.#turnBudgetMs,
       warmUp: this.#warmUp,
       onWarmedUp: (report) => this.#warmedUp(report),

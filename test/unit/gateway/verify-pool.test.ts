@@ -197,16 +197,48 @@ describe('VerifierPool: bounded', () => {
     assert.deepEqual(again, { ok: false, reason: 'unauthenticated', detail: 'timestamp' }, 'an overloaded packet is verified when asked again');
   });
 
-  it('junk and replays never count against the bound (refused on the event loop before it)', async () => {
+  it('replays never count against the bound, and junk never reaches a thread', async () => {
     const kernel = new FakeKernel();
-    const verifier = pool({ privateKey: kernel.privateKey, threads: 1, maxOutstanding: 1 });
+    const verifier = pool({ privateKey: kernel.privateKey, threads: 1, maxOutstanding: 2 });
     const client = new TestClient(kernel.publicKey);
-    const held = verifier.verify(client.initiation());
-    const junk = randomBytes(148);
-    junk.set([1, 0, 0, 0]);
-    assert.deepEqual(await verifier.verify(junk), { ok: false, reason: 'unauthenticated', detail: 'mac1' });
+    const known = client.initiation();
+    assert.ok((await verifier.verify(known)).ok);
+    const batches = verifier.stats().batches;
+    const held = [verifier.verify(client.initiation()), verifier.verify(client.initiation())];
+    assert.deepEqual(await verifier.verify(known), { ok: false, reason: 'replayed-packet' }, 'refused in the call, bound or not');
     assert.deepEqual(await verifier.verify(client.forgery()), { ok: false, reason: 'verify-overloaded' });
-    assert.ok((await held).ok);
+    assert.ok((await Promise.all(held)).every((r) => r.ok));
+    const junk = Array.from({ length: 100 }, () => {
+      const p = new Uint8Array(randomBytes(148));
+      p.set([1, 0, 0, 0]);
+      return p;
+    });
+    for (let i = 0; i < junk.length; i += 2) {
+      const results = await Promise.all([verifier.verify(junk[i]!), verifier.verify(junk[i + 1]!)]);
+      assert.ok(results.every((r) => !r.ok && r.reason === 'unauthenticated' && r.detail === 'mac1'));
+    }
+    assert.equal(verifier.stats().batches, batches + 1, 'only the two honest ones were posted');
+  });
+
+  it('checks mac1 in slices of the budget, so a turn full of packets does not stall on them', async () => {
+    const kernel = new FakeKernel();
+    const verifier = pool({ privateKey: kernel.privateKey, threads: 1, turnBudgetMs: 0.1 });
+    const junk = Array.from({ length: 3000 }, () => {
+      const p = new Uint8Array(randomBytes(148));
+      p.set([1, 0, 0, 0]);
+      return p;
+    });
+    let turns = 0;
+    let working = true;
+    const tick = () => {
+      turns++;
+      if (working) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const results = await Promise.all(junk.map((p) => verifier.verify(p)));
+    working = false;
+    assert.ok(results.every((r) => !r.ok && r.reason === 'unauthenticated' && r.detail === 'mac1'));
+    assert.ok(turns >= 4, `other work ran in ${turns} turns while the 3,000 mac1 checks went on`);
   });
 });
 
