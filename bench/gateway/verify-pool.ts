@@ -5,7 +5,7 @@
  * on worker threads, and by `VerifierPool` with `threads: 0` (event-loop slices of 5 ms); and
  * what the pool's warm-up costs and saves on the first real verification of a fresh process.
  *
- *   node --import tsx bench/gateway/verify-pool.ts [--quick] [--out FILE]
+ *   node --import tsx bench/gateway/verify-pool.ts [--quick] [--cases=sync,pool,...] [--out FILE]
  *   (in the bench VM: bash test/kernel/vm/run-in-vm.sh -- node --import tsx bench/gateway/verify-pool.ts)
  *
  * Each case runs in a fresh child process, optimised and with `--no-opt --no-sparkplug` (how
@@ -46,6 +46,10 @@ interface FloodFigures {
   threads: number;
   /** Per thread (or on the event loop), before the flood. */
   warmUps: Array<{ verifications: number; ms: number }>;
+  /** The event loop's own mac1 warm-up (threads only). */
+  precheckWarmUp: { checks: number; ms: number } | null;
+  /** Messages posted to threads. */
+  batches: number;
 }
 
 interface FirstFigures {
@@ -71,7 +75,8 @@ async function child(kind: Case, quick: boolean): Promise<FloodFigures | FirstFi
     verify = (p) => verifier.verify(p);
   } else {
     pool = new VerifierPool({ privateKey, seen: new SeenInitiations(), threads: kind === 'pool' ? undefined : 0 });
-    for (let i = 0; i < 600 && pool.stats().warmUps.length < Math.max(1, pool.stats().threads); i++) await sleep(100);
+    const warmed = () => pool!.stats().warmUps.length >= Math.max(1, pool!.stats().threads) && (kind !== 'pool' || pool!.stats().precheckWarmUp !== null);
+    for (let i = 0; i < 1200 && !warmed(); i++) await sleep(100);
     verify = (p) => pool!.verify(p);
   }
   const probe = new StallProbe();
@@ -107,14 +112,16 @@ async function child(kind: Case, quick: boolean): Promise<FloodFigures | FirstFi
   return {
     packets: packets.length, totalMs, maxStallMs: stall.maxStallMs, stallsOver50Ms: stall.stallsOver50Ms, longestWakeUpMs, results: counts,
     threads: stats?.threads ?? 0, warmUps: (stats?.warmUps ?? []).map(({ verifications, ms }) => ({ verifications, ms })),
+    precheckWarmUp: stats?.precheckWarmUp ?? null, batches: stats?.batches ?? 0,
   };
 }
 
 /** The first honest initiation a fresh process verifies, with or without the warm-up before it. */
 async function firstVerification(privateKey: import('node:crypto').KeyObject, responder: Responder, warmUp: number, quick: boolean): Promise<FirstFigures> {
   const pool = new VerifierPool({ privateKey, seen: new SeenInitiations(), threads: 1, warmUp });
-  // The thread is up (and warmed, if asked) well within this: its start is not the figure.
-  for (let i = 0; i < 600 && (warmUp > 0 ? pool.stats().warmUps.length === 0 : i < 30); i++) await sleep(100);
+  // The thread's start (and warm-up, if asked) is not the figure: wait for it.
+  for (let i = 0; i < 1200 && (warmUp > 0 ? pool.stats().warmUps.length === 0 : pool.stats().threadsStarted === 0); i++) await sleep(100);
+  await sleep(500);
   const initiator = generateKeyPairSync('x25519').privateKey;
   const packets = Array.from({ length: quick ? 4 : 11 }, () => buildSyntheticInitiation(responder.publicKeyBytes, { initiatorPrivateKey: initiator }));
   const times: number[] = [];
@@ -141,7 +148,8 @@ async function main(): Promise<void> {
   const outFlag = argv.indexOf('--out');
   const out = outFlag >= 0 ? argv[outFlag + 1]! : join(HERE, '..', 'results', `gateway-verify-pool-${new Date().toISOString().slice(0, 10)}.json`);
   const modes = { optimised: [] as string[], interpreted: ['--no-opt', '--no-sparkplug'] };
-  const cases: Case[] = ['sync', 'pool', 'pool-event-loop', 'first-cold', 'first-warm'];
+  const only = argv.find((a) => a.startsWith('--cases='))?.slice('--cases='.length).split(',');
+  const cases = (['sync', 'pool', 'pool-event-loop', 'first-cold', 'first-warm'] as Case[]).filter((c) => !only || only.includes(c));
   const figures: Record<string, Record<string, unknown>> = { optimised: {}, interpreted: {} };
   for (const [mode, flags] of Object.entries(modes)) {
     for (const kind of cases) {

@@ -86,6 +86,8 @@ export interface VerifierPoolStats {
   /** Where verification runs now (`event-loop` after threads could not start). */
   mode: VerifyBackend['kind'];
   threads: number;
+  /** Threads that have loaded their code and can verify (they serve what was posted before, too). */
+  threadsStarted: number;
   /** Packets between the call and their result. */
   outstanding: number;
   /** Batch messages posted to threads. */
@@ -240,6 +242,7 @@ export class VerifierPool {
     return {
       mode: backend.kind,
       threads: backend instanceof VerifyThreads ? backend.threads : 0,
+      threadsStarted: backend instanceof VerifyThreads ? backend.started : 0,
       outstanding: this.#outstanding,
       batches: backend instanceof VerifyThreads ? backend.messages : 0,
       overloaded: this.#overloaded,
@@ -319,6 +322,7 @@ export class VerifierPool {
         count,
         privateKey: this.#privateKey,
         warmUp: this.#warmUp,
+        settleBudgetMs: this.#turnBudgetMs,
         entry,
         onError: (code, error) => this.#onError(code, error),
         onWarmedUp: (report) => this.#warmedUp(report),

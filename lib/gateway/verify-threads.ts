@@ -21,6 +21,11 @@ export interface VerifyThreadsOptions {
   readonly count: number;
   readonly privateKey: KeyObject;
   readonly warmUp: number;
+  /**
+   * Milliseconds of result decoding per event-loop turn: a reply to a large batch is settled in
+   * slices (at least one result each), the rest on the next turn.
+   */
+  readonly settleBudgetMs: number;
   /** The located worker entry (verify-worker-entry.ts). */
   readonly entry: URL;
   readonly onError: (code: string, error: unknown) => void;
@@ -59,6 +64,8 @@ export class VerifyThreads implements VerifyBackend {
   readonly #threads: VerifyThread[] = [];
   #nextBatch = 1;
   #stopped = false;
+  /** Replies being settled over several turns (their results are known). */
+  readonly #settling = new Set<(budgetMs: number) => void>();
 
   /** @throws what starting a worker throws synchronously (no tsx for a .ts entry); none is left running. */
   constructor(options: VerifyThreadsOptions) {
@@ -73,6 +80,11 @@ export class VerifyThreads implements VerifyBackend {
 
   get threads(): number {
     return this.#threads.length;
+  }
+
+  /** Threads that have loaded their code and built their responder. */
+  get started(): number {
+    return this.#threads.filter((t) => t.started).length;
   }
 
   /** The workers, for tests that must kill one. */
@@ -104,6 +116,8 @@ export class VerifyThreads implements VerifyBackend {
     this.#stopped = true;
     const threads = this.#threads.splice(0);
     for (const thread of threads) for (const p of thread.held()) p.settle({ ok: false, reason: 'stopping' });
+    // Replies already here are settled with their results, now (a later turn would be after stop()).
+    for (const rest of [...this.#settling]) rest(Infinity);
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 
@@ -145,8 +159,29 @@ export class VerifyThreads implements VerifyBackend {
     thread.inFlight.delete(message.batch);
     thread.load -= share.length;
     if (thread.load === 0) thread.worker.unref();
-    const complete = resultCount(message.results) === share.length;
-    share.forEach((pending, i) => pending.settle(complete ? decodeResult(message.results, i) : { ok: false, reason: 'verify-failed', detail: 'bad-reply' }));
+    if (resultCount(message.results) !== share.length) {
+      for (const pending of share) pending.settle({ ok: false, reason: 'verify-failed', detail: 'bad-reply' });
+      return;
+    }
+    this.#settle(share, message.results, 0);
+  }
+
+  /** Settles `share[from..]` from `results` for at most the settle budget, then continues next turn. */
+  #settle(share: PendingVerification[], results: ArrayBuffer, from: number, budgetMs = this.#options.settleBudgetMs): void {
+    const start = performance.now();
+    let i = from;
+    while (i < share.length) {
+      share[i]!.settle(decodeResult(results, i));
+      i++;
+      if (performance.now() - start >= budgetMs) break;
+    }
+    if (i === share.length) return;
+    const rest = (budget: number) => {
+      if (!this.#settling.delete(rest)) return;
+      this.#settle(share, results, i, budget);
+    };
+    this.#settling.add(rest);
+    setImmediate(rest, budgetMs);
   }
 
   #exited(slot: number, thread: VerifyThread, code: number): void {

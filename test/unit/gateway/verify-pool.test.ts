@@ -177,6 +177,18 @@ describe('VerifierPool: batching', () => {
   });
 });
 
+describe('VerifierPool: a tiny turn budget', () => {
+  it('still gives every result, prechecks and replies spread over turns', async () => {
+    const kernel = new FakeKernel();
+    const verifier = pool({ privateKey: kernel.privateKey, threads: 1, turnBudgetMs: 0.1 });
+    const client = new TestClient(kernel.publicKey);
+    const packets = [...Array.from({ length: 150 }, () => client.forgery()), ...Array.from({ length: 50 }, () => client.initiation())];
+    const results = await Promise.all(packets.map((p) => verifier.verify(p)));
+    assert.equal(results.slice(0, 150).filter((r) => !r.ok && r.reason === 'unauthenticated' && r.detail === 'timestamp').length, 150);
+    assert.ok(results.slice(150).every((r) => r.ok && r.publicKey === client.publicKey));
+  });
+});
+
 describe('VerifierPool: bounded', () => {
   it('refuses beyond maxOutstanding with verify-overloaded, at once and without remembering, and serves again after', async () => {
     const kernel = new FakeKernel();
