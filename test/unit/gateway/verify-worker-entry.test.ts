@@ -69,7 +69,7 @@ describe('verification worker entry', () => {
     for (const name of ['verify-worker.js', 'verify-worker.mjs', 'verify-worker.ts']) assert.match(entry.message, new RegExp(join(empty, name).replace(/[.]/g, '\\.')));
   });
 
-  it('runs from an esbuild bundle with verify-worker.mjs emitted beside it, and without it verifies on the event loop', async () => {
+  it('runs from an esbuild bundle with verify-worker.mjs emitted beside it; without it, or with one that cannot start, verifies on the event loop', async () => {
     const { build } = await esbuild();
     const dir = join(scratch, 'bundle');
     mkdirSync(dir);
@@ -79,6 +79,10 @@ describe('verification worker entry', () => {
 
     const without = await runProbe(join(dir, 'probe.mjs'));
     assert.deepEqual(without, { mode: 'event-loop', publicKey: expectedKey(), errors: ['ERR_JITGUARD_VERIFY_THREAD_START'] });
+
+    // A worker file that dies while loading: the packet it was given is verified on the event loop.
+    writeFileSync(join(dir, 'verify-worker.mjs'), "throw new Error('this worker cannot start');\n");
+    assert.deepEqual(await runProbe(join(dir, 'probe.mjs')), { mode: 'event-loop', publicKey: expectedKey(), errors: ['ERR_JITGUARD_VERIFY_THREAD_START'] });
 
     await build({ ...common, entryPoints: [join(ROOT, 'lib/gateway/verify-worker.ts')], outfile: join(dir, 'verify-worker.mjs') });
     assert.deepEqual(await runProbe(join(dir, 'probe.mjs')), { mode: 'threads', publicKey: expectedKey(), errors: [] });
