@@ -14,7 +14,6 @@ import { isIP } from 'node:net';
 import { ValidationError } from '../errors.js';
 import { describe } from '../keys.js';
 import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiation } from '../capture/capture.js';
-import { Responder } from '../noise/responder.js';
 import { SeenInitiations } from '../noise/seen-initiations.js';
 import { isInitiationShape } from '../protocol/initiation.js';
 import { WireGuard } from '../wireguard/client.js';
@@ -34,7 +33,7 @@ import { SourceRateLimit, type SourceRateLimitOptions } from './rate-limit.js';
 import { planReconcile, type BulkStore } from './reconcile.js';
 import { ReplayGuard } from './replay.js';
 import { Settler } from './settle.js';
-import { Verifier } from './verify.js';
+import { VerifierPool, verifierPoolTuning, type VerifierPoolStats, type VerifierPoolTuning } from './verify-pool.js';
 import type { Address, EvictedEvent, InstalledEvent, RejectedEvent, Resolver, ResolvedPeer, StoredPeer, Store } from './types.js';
 
 /** The WireGuard calls a gateway makes; a `WireGuard` has them all. */
@@ -69,6 +68,16 @@ export interface GatewayOptions {
   rateLimit?: SourceRateLimitOptions;
   /** Initiations remembered to refuse replays before any DH (default 65,536). */
   seenInitiations?: number;
+  /**
+   * Where initiations past mac1 are verified (the two X25519 of `Responder.unwrap`), so that a
+   * capture wake-up of 64 never stalls the event loop for 64 verifications: `threads` worker
+   * threads (default `os.availableParallelism() − 1`, at least 1, at most 4; 0 = on the event
+   * loop, in slices of `turnBudgetMs`, default 5 ms), at most `maxOutstanding` initiations
+   * waiting (default 4,096; beyond: rejected `verify-overloaded`), and `warmUp` synthetic
+   * verifications per thread at start (default 300) so the first real one runs optimised.
+   * See `VerifierPool` and the README's "Verification off the event loop".
+   */
+  verify?: VerifierPoolTuning;
   /** Peers per eviction `removePeers` call (default 256). */
   evictBatch?: number;
   /**
@@ -114,6 +123,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly pushPath: PushPath;
   private readonly rateLimit: SourceRateLimit;
   private readonly seen: SeenInitiations;
+  private readonly verifyTuning: Required<VerifierPoolTuning>;
+  private verifier: VerifierPool | null = null;
   private readonly replay: ReplayGuard;
   private readonly metricsState: GatewayMetrics;
   private stages: Stages | null = null;
@@ -148,6 +159,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
     this.rateLimit = new SourceRateLimit(options.rateLimit);
     this.seen = new SeenInitiations({ capacity: integerOption(options.seenInitiations, SeenInitiations.DEFAULT_CAPACITY, 1, SeenInitiations.MAX_CAPACITY, 'options.seenInitiations') });
+    this.verifyTuning = verifierPoolTuning(options.verify, 'options.verify');
     this.replay = new ReplayGuard(this.store);
     this.lookup = new PeerLookup({
       store: this.store,
@@ -203,13 +215,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   /** Plain-object counters (the same figures as `metrics`). */
-  stats(): GatewayStats & { pendingLookups: number; pendingSettles: number; trackedSources: number; seenInitiations: number } {
+  stats(): GatewayStats & { pendingLookups: number; pendingSettles: number; trackedSources: number; seenInitiations: number; verify: VerifierPoolStats | null } {
     return {
       ...this.metricsState.stats(),
       pendingLookups: this.lookup.pending,
       pendingSettles: this.settler.size,
       trackedSources: this.rateLimit.trackedSources,
       seenInitiations: this.seen.size,
+      verify: this.verifier?.stats() ?? null,
     };
   }
 
@@ -237,9 +250,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (privateKey === null) throw new GatewayError(`start: interface ${this.interface} has no private key`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       this.publicKeyValue = device.publicKey;
       this.listenPortValue = device.listenPort;
+      // Built before the reconcile, so its threads start and warm up while that runs.
+      this.verifier = new VerifierPool({
+        ...this.verifyTuning, privateKey, seen: this.seen,
+        onError: (code, error) => this.report('verify', code, error),
+      });
       this.stages = {
         rateLimit: this.rateLimit,
-        verifier: new Verifier(new Responder(privateKey), this.seen),
+        verifier: this.verifier,
         replay: this.replay,
         inKernel: (key) => this.table.has(key),
         flights: new KeyedFlights<KnockOutcome>(),
@@ -324,6 +342,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private async release(): Promise<void> {
     this.capture?.close();
     this.capture = null;
+    // Initiations still being verified settle now as 'stopping' (not after the threads' queue,
+    // which a flood can make seconds long in a slow VM); the threads end.
+    await this.verifier?.stop();
     if (this.evictTimer) clearInterval(this.evictTimer);
     this.evictTimer = null;
     this.lookup.stop();
