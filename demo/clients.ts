@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { buildInitiation } from '../test/unit/noise/noble-reference.js';
 import { NamespaceSender } from '../test/kernel/support/gateway-sender.js';
 import { inNamespace, script } from './exec.js';
-import { GATEWAY, HOME } from './topology.js';
+import { GATEWAY, HOME, NAT } from './topology.js';
 
 export interface KeyPair {
   privateKey: string;
@@ -44,21 +44,35 @@ export interface KernelClient extends KeyPair {
   endpoint: string;
   /** Listed in the control plane's peers file. */
   known: boolean;
+  /** Where the gateway should see it come from: described, and checked against wg(8)'s endpoint. */
+  seenAs: { describe: string; matches: (endpoint: string) => boolean };
 }
 
 const WEBSOCKET_BRIDGE_PORT = 51821;
 
-/** The cast, in the order they connect. */
+/** The cast: four the control plane knows, and a stranger. */
 export function kernelClients(): KernelClient[] {
-  const client = (name: string, namespace: string, n: number, path: string, endpoint: string, known = true): KernelClient => ({
-    ...newKeyPair(), name, namespace, path, endpoint, known, tunnelAddress: `10.7.0.${n}`, listenPort: 40000 + n,
+  const client = (name: string, namespace: string, n: number, path: string, endpoint: string, seenAs: KernelClient['seenAs'], known = true): KernelClient => ({
+    ...newKeyPair(), name, namespace, path, endpoint, known, seenAs, tunnelAddress: `10.7.0.${n}`, listenPort: 40000 + n,
   });
+  const exactly = (endpoint: string) => ({ describe: endpoint, matches: (e: string) => e === endpoint });
+  const udp4 = `${GATEWAY.v4}:${GATEWAY.listenPort}`;
   return [
-    client('ipv4', 'jgd-ipv4', 11, 'UDP over IPv4 from 192.0.2.11', `${GATEWAY.v4}:${GATEWAY.listenPort}`),
-    client('ipv6', 'jgd-ipv6', 12, 'UDP over IPv6 from 2001:db8:1::12', `[${GATEWAY.v6}]:${GATEWAY.listenPort}`),
-    client('nat', HOME.namespace, 13, `UDP over IPv4 from ${HOME.address}, behind NAT`, `${GATEWAY.v4}:${GATEWAY.listenPort}`),
-    client('websocket', 'jgd-ws', 14, `WebSocket (UDP blocked): ws-connect → wss://${GATEWAY.v4}/ → relay`, `127.0.0.1:${WEBSOCKET_BRIDGE_PORT}`),
-    client('stranger', 'jgd-stranger', 15, 'UDP over IPv4 from 192.0.2.15', `${GATEWAY.v4}:${GATEWAY.listenPort}`, false),
+    client('ipv4', 'jgd-ipv4', 11, 'UDP over IPv4 from 192.0.2.11', udp4, exactly('192.0.2.11:40011')),
+    client('ipv6', 'jgd-ipv6', 12, 'UDP over IPv6 from 2001:db8:1::12', `[${GATEWAY.v6}]:${GATEWAY.listenPort}`, exactly('[2001:db8:1::12]:40012')),
+    client('nat', HOME.namespace, 13, `UDP over IPv4 from ${HOME.address}, behind NAT`, udp4, {
+      describe: `the NAT's address and a port it maps to (${NAT.outside}:${NAT.ports.min}-${NAT.ports.max})`,
+      matches: (e) => {
+        const at = e.lastIndexOf(':');
+        const port = Number(e.slice(at + 1));
+        return e.slice(0, at) === NAT.outside && port >= NAT.ports.min && port <= NAT.ports.max;
+      },
+    }),
+    client('websocket', 'jgd-ws', 14, `WebSocket (UDP blocked): ws-connect → wss://${GATEWAY.v4}/ → relay`, `127.0.0.1:${WEBSOCKET_BRIDGE_PORT}`, {
+      describe: "the relay's socket on the gateway's loopback (127.0.0.1)",
+      matches: (e) => /^127\.0\.0\.1:\d+$/.test(e),
+    }),
+    client('stranger', 'jgd-stranger', 15, 'UDP over IPv4 from 192.0.2.15', udp4, exactly('(never)'), false),
   ];
 }
 
@@ -144,10 +158,10 @@ export class WebSocketConnect {
     });
   }
 
-  /** Runs as `nobody` with no capability at all: a client bridge needs none. */
-  static start(client: KernelClient, jitguard: readonly string[], pinSha256: string, onLine: (line: LogLine) => void): WebSocketConnect {
+  /** `prefix`: how to run it as nobody with no capability at all (a client bridge needs none), or [] for root. */
+  static start(client: KernelClient, jitguard: readonly string[], prefix: readonly string[], pinSha256: string, onLine: (line: LogLine) => void): WebSocketConnect {
     const child = spawn('ip', [
-      'netns', 'exec', client.namespace, 'capsh', '--user=nobody', '--', '-c', 'exec "$0" "$@"',
+      'netns', 'exec', client.namespace, ...prefix,
       ...jitguard, 'ws-connect', '--url', `wss://${GATEWAY.v4}:${GATEWAY.websocketPort}/`,
       '--listen', `127.0.0.1:${WEBSOCKET_BRIDGE_PORT}`, '--pin-sha256', pinSha256,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { LogLine } from './clients.js';
 import { toBase64Url } from './control-plane.js';
-import { sleep } from './exec.js';
+import { resolve } from 'node:path';
+import { run, sleep } from './exec.js';
 import { GATEWAY } from './topology.js';
 
 export interface DaemonFiles {
@@ -29,7 +30,30 @@ export interface DaemonOptions {
   /** Seconds: short, so that eviction happens within the demo (production: 600, see README). */
   idleTimeout: number;
   evictInterval: number;
+  /** false: run as root (the project is not readable by nobody; see `nobodyCanRun`). */
+  asNobody: boolean;
   onLine: (line: LogLine) => void;
+}
+
+/**
+ * Whether `nobody` can load the executable: a clone under /root (mode 0700) cannot be read by
+ * it, and the demo then runs its processes as root rather than fail.
+ */
+export async function nobodyCanRun(jitguard: readonly string[]): Promise<boolean> {
+  try {
+    await run('capsh', ['--user=nobody', '--', '-c', 'test -r "$0" && test -r "$1"', jitguard.at(-1)!, resolve('node_modules/better-sqlite3/package.json')]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The command prefix that runs `command` as nobody, holding `capabilities` as ambient ones (none: no capability). */
+export function asNobody(capabilities: readonly string[]): string[] {
+  if (capabilities.length === 0) return ['capsh', '--user=nobody', '--', '-c', 'exec "$0" "$@"'];
+  const caps = capabilities.join(',');
+  // capsh as root: keep these as ambient across the switch to nobody, then exec the command.
+  return ['capsh', `--caps=${caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep`, '--keep=1', '--user=nobody', `--addamb=${caps}`, '--', '-c', 'exec "$0" "$@"'];
 }
 
 /** What GET /v1/peers/{key} answers (README, the admin API). */
@@ -74,12 +98,10 @@ export class GatewayDaemon {
       // debug: refusals of forged or replayed packets are logged at debug (a flood must not flood the log).
       '--log-level', 'debug',
     ];
-    // ip netns exec → capsh (root: keep the two capabilities as ambient, become nobody) → exec node.
-    // Each step execs, so the child's pid is the daemon's.
+    // ip netns exec → capsh → bash → node: each step execs, so the child's pid is the daemon's.
     const child = spawn('ip', [
       'netns', 'exec', GATEWAY.namespace,
-      'capsh', '--caps=cap_net_admin,cap_net_raw+eip cap_setpcap,cap_setuid,cap_setgid+ep', '--keep=1', '--user=nobody',
-      '--addamb=cap_net_admin,cap_net_raw', '--', '-c', 'exec "$0" "$@"',
+      ...(options.asNobody ? asNobody(['cap_net_admin', 'cap_net_raw']) : []),
       ...options.jitguard, ...flags,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     return new GatewayDaemon(child, readFileSync(files.adminToken, 'utf8').trim(), options.onLine);

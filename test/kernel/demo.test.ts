@@ -39,6 +39,8 @@ it('npm run demo: every expectation holds, and the outcome lines say so', { time
   for (const client of ['ipv4', 'ipv6', 'nat', 'websocket']) {
     assert.match(stdout, new RegExp(`^\\| ${client} +\\| [^|]+\\| \\d+(\\.\\d+)? ms +\\| [\\d.]+ ms +\\| tunnel up \\(installed via resolver\\)`, 'm'), `${client}'s row${context}`);
   }
+  assert.match(stdout, /^\| ipv4 +\| [^|]*seen as 192\.0\.2\.11:40011 /m, 'the IPv4 client is seen at its own address and port');
+  assert.match(stdout, /^\| ipv6 +\| [^|]*seen as \[2001:db8:1::12\]:40012 /m, 'the IPv6 client is seen at its own address and port');
   assert.match(stdout, /^\| nat +\| [^|]*seen as 192\.0\.2\.13:100\d\d/m, 'the NAT client is seen at its translated address');
   assert.match(stdout, /^\| websocket +\| [^|]*seen as 127\.0\.0\.1:\d+/m, 'the WebSocket client is seen at the relay\'s socket');
   assert.match(stdout, /^\| forger +\| .*\| refused: unauthenticated \(timestamp\), 0 control-plane requests/m, context);

@@ -11,7 +11,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { inNamespace, run, script } from '../../demo/exec.js';
+import { nobodyCanRun } from '../../demo/gateway-daemon.js';
 import { GATEWAY, HOME, NAMESPACES, NAT, clientSideLines, gatewaySideLines, teardownLines } from '../../demo/topology.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -74,5 +78,24 @@ describe('the demo topology', { skip: !isRoot && 'needs root' }, () => {
     await assert.rejects(run('ip', ['link', 'show', 'jgd-ctl']));
     await script(gatewaySideLines());
     await script(clientSideLines(new Map()));
+  });
+});
+
+describe('who runs the demo\'s processes', { skip: !isRoot && 'needs root' }, () => {
+  it('nobody, when it can read the executable and the packages; root otherwise', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jg-demo-user-'));
+    try {
+      const executable = join(dir, 'jitguard.mjs');
+      writeFileSync(executable, '');
+      chmodSync(dir, 0o755);
+      chmodSync(executable, 0o644);
+      const readable = await nobodyCanRun([process.execPath, executable]);
+      // This project's node_modules must be readable by nobody too (as for the kernel tier's daemon test).
+      assert.equal(readable, (await run('capsh', ['--user=nobody', '--', '-c', 'test -r "$0"', resolve('node_modules/better-sqlite3/package.json')]).then(() => true, () => false)));
+      chmodSync(dir, 0o700); // a clone under /root
+      assert.equal(await nobodyCanRun([process.execPath, executable]), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
