@@ -29,8 +29,6 @@ export interface BatchReply {
 /** Worker → main thread, once, when the worker can serve batches (its responder is built). */
 export interface WorkerReady {
   readonly ready: true;
-  /** The thread's nice value now, or null when it could not be set. */
-  readonly priority: number | null;
 }
 
 /** Worker → main thread, once, when the warm-up is over (`failure`: why it ended early, or null). */

@@ -88,8 +88,6 @@ export interface VerifierPoolStats {
   threads: number;
   /** Threads that have loaded their code and can verify (they serve what was posted before, too). */
   threadsStarted: number;
-  /** Each started thread's nice value: 10 above the process's, so the event loop wins a contended core (null: refused). */
-  threadPriorities: Array<number | null>;
   /** Packets between the call and their result. */
   outstanding: number;
   /** Batch messages posted to threads. */
@@ -245,7 +243,6 @@ export class VerifierPool {
       mode: backend.kind,
       threads: backend instanceof VerifyThreads ? backend.threads : 0,
       threadsStarted: backend instanceof VerifyThreads ? backend.started : 0,
-      threadPriorities: backend instanceof VerifyThreads ? backend.priorities : [],
       outstanding: this.#outstanding,
       batches: backend instanceof VerifyThreads ? backend.messages : 0,
       overloaded: this.#overloaded,

@@ -40,7 +40,6 @@ class VerifyThread {
   readonly inFlight = new Map<number, PendingVerification[]>();
   load = 0;
   started = false;
-  priority: number | null = null;
   lastError: unknown = undefined;
 
   constructor(worker: Worker) {
@@ -86,11 +85,6 @@ export class VerifyThreads implements VerifyBackend {
   /** Threads that have loaded their code and built their responder. */
   get started(): number {
     return this.#threads.filter((t) => t.started).length;
-  }
-
-  /** Each started thread's nice value (null: could not be set). */
-  get priorities(): Array<number | null> {
-    return this.#threads.filter((t) => t.started).map((t) => t.priority);
   }
 
   /** The workers, for tests that must kill one. */
@@ -154,7 +148,6 @@ export class VerifyThreads implements VerifyBackend {
   #message(thread: VerifyThread, message: WorkerMessage): void {
     if ('ready' in message) {
       thread.started = true;
-      thread.priority = message.priority;
       return;
     }
     if ('warmedUp' in message) {

@@ -5,12 +5,7 @@
  *
  * Between batches it warms the responder up (lib/noise/warm-up.ts) in short steps, so that a
  * batch posted during the warm-up waits at most one step.
- *
- * It runs at a lower priority than the event loop (nice +10; on Linux a thread has its own): where
- * cores are fewer than runnable threads, the capture, timers and netlink must win the core, and a
- * flood's verifications wait instead — bounded by the pool's `maxOutstanding`.
  */
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Responder } from '../noise/responder.js';
 import { ResponderWarmUp } from '../noise/warm-up.js';
@@ -18,8 +13,6 @@ import { verifyBatch, type BatchRequest, type VerifyWorkerData, type WorkerMessa
 
 /** One warm-up step: a few verifications, so a batch that arrives meanwhile is served soon. */
 const WARM_UP_STEP_MS = 2;
-/** How much less the thread weighs than the event loop: nice +10 gets ~10% of a core both want. */
-const NICENESS = 10;
 
 const port = parentPort;
 if (port === null) throw new Error('verify-worker.ts is the entry of a worker thread started by VerifierPool, not a program');
@@ -42,13 +35,5 @@ function warmUpStep(): void {
   }
 }
 
-let priority: number | null = null;
-try {
-  // pid 0 is the calling thread on Linux; raising one's own nice value needs no privilege.
-  setPriority(0, Math.min(19, getPriority(0) + NICENESS));
-  priority = getPriority(0);
-} catch {
-  // Some sandboxes refuse it: verification then competes with the event loop as an equal.
-}
-post({ ready: true, priority });
+post({ ready: true });
 if (data.warmUp > 0) setImmediate(warmUpStep);

@@ -357,16 +357,6 @@ describe('VerifierPool: options and arguments', () => {
     assert.equal(verifier.stats().precheckWarmUp?.checks, 30, 'and the event loop\'s mac1 as often');
   });
 
-  it('runs its threads at a lower priority than the event loop (nice +10), the process\'s own unchanged', async () => {
-    const { getPriority } = await import('node:os');
-    const before = getPriority(0);
-    const verifier = pool({ privateKey: kernel.privateKey, threads: 2 });
-    assert.ok((await verifier.verify(new TestClient(kernel.publicKey).initiation())).ok);
-    for (let i = 0; i < 500 && verifier.stats().threadsStarted < 2; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(verifier.stats().threadPriorities, [Math.min(19, before + 10), Math.min(19, before + 10)]);
-    assert.equal(getPriority(0), before);
-  });
-
   it('refuses bad options with a ValidationError naming the option', () => {
     const seen = new SeenInitiations();
     const cases: Array<[Partial<VerifierPoolOptions>, string]> = [
