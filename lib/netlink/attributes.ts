@@ -19,6 +19,8 @@ export function align4(n: number): number {
 export class MessageWriter {
   private buffer: Buffer;
   private length = 0;
+  /** The most bytes ever written: what `wipe` must overwrite (the rest was never touched). */
+  private highWater = 0;
 
   constructor(initialCapacity = 4096) {
     this.buffer = Buffer.alloc(initialCapacity);
@@ -38,6 +40,7 @@ export class MessageWriter {
       this.buffer = grown;
     }
     this.length = needed;
+    if (needed > this.highWater) this.highWater = needed;
     return start;
   }
 
@@ -131,10 +134,11 @@ export class MessageWriter {
     return Buffer.from(this.buffer.subarray(0, this.length));
   }
 
-  /** Overwrites the whole backing store; call when the bytes may have held secrets. */
+  /** Overwrites every byte ever written; call when the bytes may have held secrets. */
   wipe(): void {
-    this.buffer.fill(0);
+    this.buffer.fill(0, 0, this.highWater);
     this.length = 0;
+    this.highWater = 0;
   }
 }
 

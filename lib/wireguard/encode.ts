@@ -104,6 +104,13 @@ function writePeerHead(writer: MessageWriter, peer: NormalizedPeer): void {
   if (peer.persistentKeepalive !== undefined) writer.attrU16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistentKeepalive);
 }
 
+/** Bytes a config's encoding needs, about: the writer grows if it needs more. */
+function estimateBytes(config: NormalizedConfig): number {
+  let bytes = 256;
+  for (const peer of config.peers) bytes += 160 + 32 * (peer.allowedIps?.length ?? 0);
+  return bytes;
+}
+
 /** Encodes a validated config into SET_DEVICE messages of at most `maxMessageBytes`. */
 export function encodeSetDevice(
   family: number,
@@ -111,7 +118,9 @@ export function encodeSetDevice(
   config: NormalizedConfig,
   maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
 ): EncodedSet {
-  const writer = new MessageWriter(maxMessageBytes + 1024);
+  // Sized for what this config needs, not for the largest message: a one-peer install is a
+  // couple of hundred bytes, and zeroing 64 KiB twice per install cost more than encoding it.
+  const writer = new MessageWriter(Math.min(maxMessageBytes + 1024, estimateBytes(config)));
   const messages: Buffer[] = [];
   const boundaries: MessageBoundary[] = [];
   let messageStart = 0;

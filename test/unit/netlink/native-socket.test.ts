@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WireGuard, WireGuardError } from '../../../lib/index.js';
-import { NETLINK_ROUTE } from '../../../lib/netlink/constants.js';
+import { NETLINK_ROUTE, RTM_NEWLINK } from '../../../lib/netlink/constants.js';
 import { NetlinkConnection } from '../../../lib/netlink/connection.js';
 import { NativeTransport } from '../../../lib/netlink/transport.js';
 import type { ExchangeResult, NetlinkTransport } from '../../../lib/netlink/transport.js';
-import { encodeListLinks } from '../../../lib/rtnetlink/link.js';
+import { decodeLinks, encodeListLinks } from '../../../lib/rtnetlink/link.js';
+import { messagesIn } from '../../../lib/netlink/message.js';
 import { answeredRequest, unansweredRequest } from './unanswered.js';
 
 interface NativeFailure {
@@ -25,6 +26,7 @@ interface NativeFailure {
 const ETIMEDOUT = 110;
 const ECANCELED = 125;
 const EBADF = 9;
+const EBUSY = 16;
 
 /** Runs a scenario of unanswered.ts in a child process; resolves with its exit and output. */
 function child(scenario: string, env: Record<string, string> = {}, limitMs = 20_000) {
@@ -187,5 +189,62 @@ describe('WireGuard and its connections over the native socket when an answer is
       assert.throws(() => new WireGuard({ replyTimeoutMs: bad as number }), (e: unknown) => e instanceof Error && e.name === 'ValidationError' && /options.replyTimeoutMs/.test(e.message), String(bad));
     }
     assert.doesNotThrow(() => new WireGuard({ replyTimeoutMs: 1 }));
+  });
+});
+
+describe('native netlink socket: exchangeNow, on the calling thread', () => {
+  it('returns the same answer as exchange, synchronously', async () => {
+    const transport = new NativeTransport(NETLINK_ROUTE, '', 5_000);
+    try {
+      const now = transport.exchangeNow([answeredRequest(), answeredRequest()]);
+      assert.equal(now.completed, 2);
+      const pooled = await transport.exchange([answeredRequest(), answeredRequest()]);
+      // Datagrams may be packed differently; the links they describe are the same.
+      const names = (replies: Buffer[]) => decodeLinks(replies.flatMap((r) => [...messagesIn(r)]).filter((m) => m.type === RTM_NEWLINK)).map((l) => l.name).sort();
+      assert.ok(names(now.replies).includes('lo'));
+      assert.deepEqual(names(now.replies), names(pooled.replies));
+    } finally {
+      transport.close();
+    }
+  });
+
+  it('an answer that does not come fails within its short bound (ETIMEDOUT), not the reply timeout', () => {
+    const transport = new NativeTransport(NETLINK_ROUTE, '', 60_000);
+    try {
+      const start = performance.now();
+      assert.throws(() => transport.exchangeNow([unansweredRequest()]), (e: NativeFailure) => e.errno === ETIMEDOUT && e.syscall === 'poll' && e.completed === 0);
+      const elapsed = performance.now() - start;
+      assert.ok(elapsed >= 90 && elapsed < 2_000, `gave up after ${elapsed.toFixed(0)} ms`);
+    } finally {
+      transport.close();
+    }
+  });
+
+  it('is refused (EBUSY) while an exchange is on the pool, and after close (EBADF)', async () => {
+    const transport = new NativeTransport(NETLINK_ROUTE, '', 300);
+    const pending = transport.exchange([unansweredRequest()]).catch((e: NativeFailure) => e.errno);
+    assert.throws(() => transport.exchangeNow([answeredRequest()]), (e: NativeFailure) => e.errno === EBUSY);
+    assert.equal(await pending, ETIMEDOUT);
+    assert.equal(transport.exchangeNow([answeredRequest()]).completed, 1);
+    transport.close();
+    assert.throws(() => transport.exchangeNow([answeredRequest()]), (e: NativeFailure) => e.errno === EBADF);
+  });
+
+  it('a connection uses it only for requests marked small', async () => {
+    const transport = new NativeTransport(NETLINK_ROUTE, '', 5_000);
+    const calls: string[] = [];
+    const counting: NetlinkTransport = {
+      exchange: (m) => { calls.push('pool'); return transport.exchange(m); },
+      exchangeNow: (m) => { calls.push('now'); return transport.exchangeNow(m); },
+      close: () => transport.close(),
+    };
+    const connection = new NetlinkConnection(() => counting, NETLINK_ROUTE);
+    try {
+      await connection.request([answeredRequest()], { operation: 'listDevices' });
+      await connection.request([answeredRequest()], { operation: 'listDevices', small: true });
+      assert.deepEqual(calls, ['pool', 'now']);
+    } finally {
+      await connection.close();
+    }
   });
 });
