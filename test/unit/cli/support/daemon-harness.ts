@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { DeviceConfig, Device } from '../../../../lib/wireguard/types.js';
+import type { DeviceConfig, Device, DeviceWithPrivateKey, GetDeviceOptions } from '../../../../lib/wireguard/types.js';
 import type { Daemon } from '../../../../lib/cli/daemon.js';
 import { runCli, type CliIo } from '../../../../lib/cli/run.js';
 import { FakeKernel } from '../../gateway/support/fakes.js';
@@ -44,10 +44,15 @@ export class DaemonKernel extends FakeKernel {
     this.exists = true;
   }
 
-  override async getDevice(name: string): Promise<Device> {
+  // As WireGuard.getDevice: the options (the private key from the same dump) go to the fake.
+  override getDevice(name: string): Promise<Device>;
+  override getDevice(name: string, options: GetDeviceOptions & { privateKey: true }): Promise<DeviceWithPrivateKey>;
+  override getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey>;
+  override async getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey> {
     if (!this.exists) throw Object.assign(new Error('no such device'), { code: 'ENODEV' });
-    const device = await super.getDevice(name);
-    return this.hasPrivateKey ? device : { ...device, publicKey: null };
+    const device = await super.getDevice(name, options);
+    if (this.hasPrivateKey) return options?.privateKey ? { ...device, privateKey: device.privateKey ?? null } : device;
+    return { ...device, publicKey: null, ...(options?.privateKey ? { privateKey: null } : {}) };
   }
 
   override async setDevice(name: string, config: DeviceConfig): Promise<void> {
