@@ -30,6 +30,12 @@ export class SliceClock {
     return performance.now() >= this.deadline;
   }
 
+  /** Starts a new slice now (the caller has just let the event loop run some other way). */
+  restart(): void {
+    this.deadline = performance.now() + this.sliceMs;
+    this.sinceCheck = 0;
+  }
+
   /**
    * Lets the event loop run, then starts the next slice. `setImmediate` rather than a resolved
    * promise: microtasks would run before any I/O, so nothing else would get its turn.
@@ -37,8 +43,7 @@ export class SliceClock {
   async pause(): Promise<void> {
     this.pauses++;
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.deadline = performance.now() + this.sliceMs;
-    this.sinceCheck = 0;
+    this.restart();
   }
 }
 

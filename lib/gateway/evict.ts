@@ -117,10 +117,22 @@ export class ActivityTable {
 
   /** A peer found in the kernel, not installed by this gateway (see the module comment). */
   adopt(peer: ObservedPeer, now: number): void {
+    this.table.set(peer.publicKey, this.adopted(peer, now));
+  }
+
+  /**
+   * What a scan would decide for `peer` adopted now, without adopting it: at start-up, a peer
+   * that would go at once (no session to lose) is queued for removal and never tracked.
+   */
+  adoptionDecision(peer: ObservedPeer, now: number): EvictionDecision | null {
+    return decide(peer, this.adopted(peer, now), now, this.policy);
+  }
+
+  private adopted(peer: ObservedPeer, now: number): Activity {
     const handshake = peer.lastHandshake?.getTime() ?? null;
     const lastReceiveAt = handshake === null ? Number.NEGATIVE_INFINITY
       : now - handshake >= REJECT_AFTER_TIME_MS ? handshake : now;
-    this.table.set(peer.publicKey, { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false, seenInScan: this.scans });
+    return { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false, seenInScan: this.scans };
   }
 
   /** The peer has left the kernel (removed at `now`): a dump requested before that will not adopt it back. */

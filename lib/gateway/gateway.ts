@@ -17,7 +17,6 @@ import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiatio
 import { SeenInitiations } from '../noise/seen-initiations.js';
 import { isInitiationShape } from '../protocol/initiation.js';
 import { WireGuard } from '../wireguard/client.js';
-import type { Device } from '../wireguard/types.js';
 import { ActivityTable, type EvictionDecision } from './evict.js';
 import { EvictionScan } from './eviction-scan.js';
 import { GatewayError } from './errors.js';
@@ -30,7 +29,7 @@ import { KeyedFlights } from './in-flight.js';
 import { handleKnock, type Knock, type KnockOutcome, type Stages } from './pipeline.js';
 import { PushPath } from './push.js';
 import { SourceRateLimit, type SourceRateLimitOptions } from './rate-limit.js';
-import { planReconcile, type BulkStore } from './reconcile.js';
+import { Reconciliation, type BulkStore } from './reconcile.js';
 import { ReplayGuard } from './replay.js';
 import { Settler } from './settle.js';
 import { VerifierPool, verifierPoolTuning, type VerifierPoolStats, type VerifierPoolTuning } from './verify-pool.js';
@@ -174,8 +173,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.installer = new Installer({ kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey });
     this.settler = new Settler({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
-      // No settle dump while a knock may be installing: it would queue the install behind it.
-      installsBusy: () => this.knocks.size > 0,
+      // No settle dump while a knock may be installing, or a scan removing: they would queue
+      // behind it on the one netlink socket.
+      socketBusy: () => this.knocks.size > 0 || this.scanner.busy,
       onSettled: () => this.metricsState.settled(),
       onError: (code, error) => this.report('settle', code, error),
     });
@@ -236,10 +236,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (this.state !== 'new') throw new GatewayError(`start: the gateway was already ${this.state === 'starting' ? 'starting' : 'started'}`, { code: 'ERR_JITGUARD_GATEWAY_STATE', stage: 'start' });
     this.state = 'starting';
     try {
-      // One dump gives the device, its private key and the peers to reconcile; the first
-      // eviction scan is handed the same dump.
-      const dumpedAt = Date.now();
-      const device = await this.kernel.getDevice(this.interface, { privateKey: true });
+      // One dump gives the device, its private key and the peers, reconciled batch by batch
+      // as they are decoded (10^5 peers are never all alive at once).
+      const reconciliation = this.reconciliation();
+      const device = await this.kernel.getDevice(this.interface, { privateKey: true, onPeers: (peers) => reconciliation.add(peers) });
       if (device.publicKey === null) {
         throw new GatewayError(`start: interface ${this.interface} has no private key (set one with wg set ${this.interface} private-key FILE)`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       }
@@ -266,7 +266,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         installer: this.installer,
         now: unixNow,
       };
-      await this.reconcile(device, dumpedAt);
+      await this.reconcile(reconciliation);
       if (this.options.capture !== false) this.openCapture();
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
@@ -357,34 +357,33 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.state = 'stopped';
   }
 
-  /**
-   * Start-up reconciliation from the start's dump (requested at `dumpedAt`). Unknown and revoked
-   * peers leave before the gateway is ready; the adopted ones that are certainly idle (never
-   * handshaked: no session to lose) leave in the background, through the first eviction scan,
-   * which is handed this same dump rather than taking another.
-   */
-  private async reconcile(device: Device, dumpedAt: number): Promise<void> {
-    const now = Date.now();
-    const plan = await planReconcile(device.peers, this.store as Store & Partial<BulkStore>, {
-      onAdopt: (peer, stored) => {
-        this.table.adopt(peer, now);
+  /** The start-up reconciliation, fed by the start's dump (see reconcile.ts). */
+  private reconciliation(): Reconciliation {
+    return new Reconciliation({
+      store: this.store as Store & Partial<BulkStore>,
+      table: this.table,
+      now: Date.now(),
+      onAdopted: (peer, stored) => {
         // A crash between install and settle leaves the install-time keepalive on.
         if (peer.persistentKeepalive !== stored.persistentKeepalive) this.settler.add(peer.publicKey, stored.persistentKeepalive, peer);
       },
     });
-    for (let start = 0; start < plan.remove.length; start += this.evictBatch) {
-      const chunk = plan.remove.slice(start, start + this.evictBatch);
+  }
+
+  /**
+   * Unknown and revoked peers leave before the gateway is ready; the adopted ones that are
+   * certainly idle (never handshaked: no session to lose) leave in the background, and no scan
+   * dumps the device until they have.
+   */
+  private async reconcile(reconciliation: Reconciliation): Promise<void> {
+    const { remove, idle } = reconciliation;
+    for (let start = 0; start < remove.length; start += this.evictBatch) {
+      const chunk = remove.slice(start, start + this.evictBatch);
       await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
-      const removedAt = Date.now();
-      for (const { publicKey, reason } of chunk) {
-        this.table.remove(publicKey, removedAt); // so the first scan, on the same dump, does not adopt it
-        this.evictedEvent(publicKey, reason, null);
-      }
+      for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
     }
     this.metricsState.setKernelPeers(this.table.size);
-    const { privateKey: _key, ...withoutKey } = device as Device & { privateKey?: unknown };
-    const shared = this.dump.offer({ device: withoutKey, startedAt: dumpedAt, finishedAt: now });
-    void this.scanner.scan(shared);
+    void this.scanner.removeQueued(idle);
   }
 
   private openCapture(): void {

@@ -10,7 +10,7 @@ export type KernelPort = Pick<WireGuard, 'getDevice' | 'setDevice' | 'removePeer
 export interface Dump {
   device: Device;
   /**
-   * Counts the dumps of a `SharedDump` in the order they were requested (or offered): a dump
+   * Counts the dumps of a `SharedDump` in the order they were requested: a dump
    * whose serial is above `SharedDump.serial` as read at some moment was requested after it.
    * Milliseconds cannot say that within one millisecond.
    */
@@ -26,9 +26,8 @@ export interface Dump {
  * and the eviction scan both read the whole device; at 10^5 peers a dump is seconds of kernel
  * and decoding work in the test VM, so:
  * - every caller that asks while a dump is in flight gets that dump;
- * - every dump, whoever asked for it (or one taken elsewhere and handed in with `offer`, as the
- *   start-up's), goes to the `onDump` listeners: the settle stage reads handshakes from the
- *   eviction scan's dumps instead of taking its own;
+ * - every dump, whoever asked for it, goes to the `onDump` listeners: the settle stage reads
+ *   handshakes from the eviction scan's dumps instead of taking its own;
  * - `lastDurationMs` says what a dump costs now, for readers that back off on a large device.
  */
 export class SharedDump {
@@ -37,7 +36,7 @@ export class SharedDump {
   private serials = 0;
   /** Dumps taken, for tests and the bench. */
   count = 0;
-  /** Unix ms when the latest dump (taken or offered) was decoded, or null before any. Dumps are not kept. */
+  /** Unix ms when the latest dump was decoded, or null before any. Dumps are not kept. */
   lastFinishedAt: number | null = null;
   /** How long the latest dump took from request to decoded, in ms (0 before any). */
   lastDurationMs = 0;
@@ -45,7 +44,7 @@ export class SharedDump {
 
   constructor(private readonly kernel: KernelPort, private readonly interfaceName: string, private readonly now: () => number = Date.now) {}
 
-  /** The serial of the latest dump requested or offered (0 before any). */
+  /** The serial of the latest dump requested (0 before any). */
   get serial(): number {
     return this.serials;
   }
@@ -68,16 +67,6 @@ export class SharedDump {
       this.running = null;
     });
     return this.running;
-  }
-
-  /**
-   * A dump of this interface taken elsewhere (at start-up, with the private key), shared as if
-   * read here; it gets the next serial, as if requested now.
-   */
-  offer(dump: Omit<Dump, 'serial'>): Dump {
-    const offered = { ...dump, serial: ++this.serials };
-    this.publish(offered);
-    return offered;
   }
 
   /** Calls `listener` with every dump from now on, in the turn it is decoded. */

@@ -7,10 +7,17 @@
  *
  * Store reads are chunked, with the event loop getting control between chunks: a gateway taking
  * over an interface of 10^5 peers (a push-model gateway's) must not stall for the length of
- * 10^5 lookups. A chunk is 200 keys: SqliteStore reads 1,000 in ~60 ms in the test VM, longer
- * than the gateway's 50 ms stall budget.
+ * 10^5 lookups. A chunk is 256 keys (one batch of a streamed dump): SqliteStore reads 1,000 in
+ * ~60 ms in the test VM, longer than the gateway's 50 ms stall budget.
+ *
+ * The gateway reconciles while the start-up dump is decoded (`Reconciliation`, fed batch by
+ * batch through `getDevice`'s `onPeers`), so the 10^5 decoded peers of such an interface are
+ * never alive at once, and adopted peers that the first scan would remove at once (no
+ * handshake: no session to lose) are queued compactly instead of tracked (`EvictionQueue`).
  */
 import type { Peer } from '../wireguard/types.js';
+import type { ActivityTable } from './evict.js';
+import { EvictionQueue } from './eviction-scan.js';
 import type { StoredPeer, Store } from './types.js';
 
 export interface ReconcilePlan {
@@ -34,7 +41,7 @@ export interface BulkStore {
   getPeers(keys: string[]): Map<string, StoredPeer | 'revoked'> | Promise<Map<string, StoredPeer | 'revoked'>>;
 }
 
-const CHUNK = 200;
+const CHUNK = 256;
 
 export async function planReconcile(kernelPeers: readonly Peer[], store: Store & Partial<BulkStore>, options: ReconcileOptions = {}): Promise<ReconcilePlan> {
   const plan: ReconcilePlan = { remove: [], adopt: [] };
@@ -53,4 +60,44 @@ export async function planReconcile(kernelPeers: readonly Peer[], store: Store &
     if (start + CHUNK < kernelPeers.length) await new Promise(setImmediate);
   }
   return plan;
+}
+
+export interface ReconciliationOptions {
+  store: Store & Partial<BulkStore>;
+  table: ActivityTable;
+  /** Unix ms of the adoption. */
+  now: number;
+  /** Called for each peer adopted into the table (not for the ones queued for removal). */
+  onAdopted?: (peer: Peer, stored: StoredPeer) => void;
+}
+
+/**
+ * The start-up reconciliation, a batch of kernel peers at a time: unknown and revoked peers are
+ * collected in `remove` (removed before the gateway is ready); adopted peers that a scan would
+ * evict at once go to `idle` (removed in the background after ready); the others are adopted
+ * into the table.
+ */
+export class Reconciliation {
+  readonly remove: ReconcilePlan['remove'] = [];
+  readonly idle = new EvictionQueue();
+  adopted = 0;
+
+  constructor(private readonly options: ReconciliationOptions) {}
+
+  async add(peers: readonly Peer[]): Promise<void> {
+    const { store, table, now, onAdopted } = this.options;
+    const plan = await planReconcile(peers, store, {
+      onAdopt: (peer, stored) => {
+        const decision = table.adoptionDecision(peer, now);
+        if (decision !== null) {
+          this.idle.push(decision);
+          return;
+        }
+        table.adopt(peer, now);
+        this.adopted++;
+        onAdopted?.(peer, stored);
+      },
+    });
+    for (const removal of plan.remove) this.remove.push(removal);
+  }
 }

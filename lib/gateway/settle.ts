@@ -13,11 +13,13 @@
  * must, and never in the way of installs:
  * - every dump of the device reaches it (`SharedDump.onDump`): the eviction scan's, the
  *   start-up's, one another reader asked for; a handshake seen in any of them settles the peer;
- * - its own dumps wait while installs are queued or in flight (`installsBusy`), up to
- *   `maxDeferMs`, so a burst of installs is not interleaved with dumps;
+ * - its own dumps wait while installs or removals are queued or in flight (`socketBusy`), up
+ *   to `maxDeferMs` or the back-off, so a burst of installs or an eviction is not interleaved
+ *   with dumps;
  * - after a dump that took D ms, the next one it starts waits `backoffFactor` × D (at most
- *   30 s): on a small device that is the 200 ms interval, on a large one the kernel and the
- *   event loop are not kept busy with dumps for one settle;
+ *   2 minutes): on a small device that is the 200 ms interval, on a large one the kernel and
+ *   the event loop are not kept busy with dumps for one settle (the eviction scan's dumps, every
+ *   `evictInterval`, serve meanwhile; a keepalive left on a little longer costs a few packets);
  * - a peer it has seen handshaked is set without another dump, also when a set fails.
  */
 import type { Dump, KernelPort, SharedDump } from './kernel.js';
@@ -32,9 +34,15 @@ export interface SettlerOptions {
   intervalMs?: number;
   /** A dump of D ms is followed by one of the settler's own no sooner than this × D after it (default 4). */
   backoffFactor?: number;
-  /** Whether installs are queued or in flight; the settler starts no dump while they are. */
-  installsBusy?: () => boolean;
-  /** How long the settler's own dump may wait for installs to finish (default 5,000 ms). */
+  /**
+   * Whether other netlink calls are queued or in flight on the socket (installs, an eviction
+   * scan's removals); the settler starts no dump while they are.
+   */
+  socketBusy?: () => boolean;
+  /**
+   * How long the settler's own dump may wait for the socket to be free: this (default 5,000 ms)
+   * or, when longer, the back-off after the last dump.
+   */
   maxDeferMs?: number;
   /** A peer is dropped when a dump requested this long after its install still shows no handshake (the evictor owns it then). */
   giveUpMs: number;
@@ -52,7 +60,7 @@ interface PendingSettle {
 }
 
 /** The longest wait between two of the settler's own dumps, however long the last one took. */
-const MAX_BACKOFF_MS = 30_000;
+const MAX_BACKOFF_MS = 120_000;
 
 export class Settler {
   private readonly pending = new Map<string, PendingSettle>();
@@ -133,10 +141,14 @@ export class Settler {
 
   /** The interval, or longer after a long dump (see the module comment). */
   private nextDelay(): number {
-    const { lastFinishedAt, lastDurationMs } = this.options.dump;
+    const { lastFinishedAt } = this.options.dump;
     if (lastFinishedAt === null || this.handshaked.size > 0) return this.intervalMs;
-    const backoff = Math.min(MAX_BACKOFF_MS, this.backoffFactor * lastDurationMs);
+    const backoff = this.backoffMs();
     return Math.max(this.intervalMs, Math.min(backoff, lastFinishedAt + backoff - this.now()));
+  }
+
+  private backoffMs(): number {
+    return Math.min(MAX_BACKOFF_MS, this.backoffFactor * this.options.dump.lastDurationMs);
   }
 
   private async timedRound(): Promise<void> {
@@ -144,9 +156,9 @@ export class Settler {
     if (this.pending.size === this.handshaked.size) return;
     if (this.options.dump.busy) return; // its result reaches `consume` anyway
     const now = this.now();
-    if (this.options.installsBusy?.() === true) {
+    if (this.options.socketBusy?.() === true) {
       this.deferringSince ??= now;
-      if (now - this.deferringSince < this.maxDeferMs) return;
+      if (now - this.deferringSince < Math.max(this.maxDeferMs, this.backoffMs())) return;
     }
     this.deferringSince = null;
     await this.settleRound();

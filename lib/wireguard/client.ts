@@ -27,7 +27,7 @@ import { decodeDeviceInSlices } from './decode.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice } from './encode.js';
 import type { Device, DeviceConfig, DeviceWithPrivateKey, GetDeviceOptions } from './types.js';
 import { WGDEVICE_A_IFNAME, WG_CMD_GET_DEVICE, WG_GENL_NAME, WG_GENL_VERSION } from './uapi.js';
-import { rejectOwnKeyPeer, validateConfig, wipeConfig } from './validate.js';
+import { rejectOwnKeyPeer, validateConfig, wipeConfig, type NormalizedConfig } from './validate.js';
 import { validateInterfaceName } from '../net/interface-name.js';
 
 export interface WireGuardOptions {
@@ -184,7 +184,7 @@ export class WireGuard {
     }
   }
 
-  private async dumpDevice(name: string, operation: string, onPrivateKey?: (key: Buffer) => void): Promise<Device> {
+  private async dumpDevice(name: string, operation: string, onPrivateKey?: (key: Buffer) => void, onPeers?: GetDeviceOptions['onPeers']): Promise<Device> {
     const family = await this.resolveFamily();
     const request = () => {
       const writer = new MessageWriter(64);
@@ -197,7 +197,7 @@ export class WireGuard {
     const device = await this.dump(this.generic, request, { operation, interface: name }, (messages) => {
       // The kernel has answered: any call that changes the key from here on comes after it.
       changesBefore = this.ownKeyChanges;
-      return decodeDeviceInSlices(messages, { onPrivateKey });
+      return decodeDeviceInSlices(messages, { onPrivateKey, onPeers });
     });
     if (this.ownKeyChanges === changesBefore) {
       this.ownPublicKeys.set(name, device.publicKey === null ? null : decodeKey(device.publicKey, 'publicKey'));
@@ -206,11 +206,11 @@ export class WireGuard {
   }
 
   /** A dump of `name` that also reads its private key (null when none is set). */
-  private async dumpDeviceWithKey(name: string, operation: string): Promise<DeviceWithPrivateKey> {
+  private async dumpDeviceWithKey(name: string, operation: string, onPeers?: GetDeviceOptions['onPeers']): Promise<DeviceWithPrivateKey> {
     let privateKey: KeyObject | null = null;
     const device = await this.dumpDevice(name, operation, (bytes) => {
       if (bytes.length === KEY_LENGTH && bytes.some((b) => b !== 0)) privateKey = privateKeyObject(bytes);
-    });
+    }, onPeers);
     return Object.assign(device, { privateKey });
   }
 
@@ -219,16 +219,17 @@ export class WireGuard {
    * asked for (`{ privateKey: true }`), and then as an X25519 `KeyObject` (null when none is
    * set), read from the same dump; preshared keys never (a peer has `hasPresharedKey`). Both
    * are wiped from the reply buffers. A dump that races a concurrent change is retried.
-   * Missing interface: ENODEV.
+   * `onPeers` takes the peers in batches instead (see `GetDeviceOptions`). Missing interface:
+   * ENODEV.
    */
   getDevice(name: string): Promise<Device>;
   getDevice(name: string, options: GetDeviceOptions & { privateKey: true }): Promise<DeviceWithPrivateKey>;
   getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey>;
   getDevice(name: string, options?: GetDeviceOptions): Promise<Device | DeviceWithPrivateKey> {
     return this.operation('getDevice', async () => {
-      const withKey = readGetDeviceOptions(options);
+      const { privateKey, onPeers } = readGetDeviceOptions(options);
       const valid = validateInterfaceName(name);
-      return withKey ? this.dumpDeviceWithKey(valid, 'getDevice') : this.dumpDevice(valid, 'getDevice');
+      return privateKey ? this.dumpDeviceWithKey(valid, 'getDevice', onPeers) : this.dumpDevice(valid, 'getDevice', undefined, onPeers);
     });
   }
 
@@ -278,7 +279,7 @@ export class WireGuard {
         };
       };
       try {
-        await this.generic.request(messages, { operation: 'setDevice', interface: name, progress });
+        await this.generic.request(messages, { operation: 'setDevice', interface: name, progress, small: isSmallSet(normalized, messages.length) });
       } finally {
         for (const message of messages) message.fill(0);
       }
@@ -356,18 +357,34 @@ export class WireGuard {
   }
 }
 
-/** `getDevice`'s options: undefined, or an object with at most `privateKey` (a boolean). */
-function readGetDeviceOptions(options: unknown): boolean {
-  if (options === undefined) return false;
+/** `getDevice`'s options: undefined, or an object with at most `privateKey` (a boolean) and `onPeers` (a function). */
+function readGetDeviceOptions(options: unknown): { privateKey: boolean; onPeers: GetDeviceOptions['onPeers'] } {
+  if (options === undefined) return { privateKey: false, onPeers: undefined };
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new ValidationError('options', `expected an object such as { privateKey: true }, got ${describe(options)}`);
   }
   for (const name of Object.keys(options)) {
-    if (name !== 'privateKey') throw new ValidationError(`options.${name}`, 'unknown option (getDevice takes privateKey)');
+    if (name !== 'privateKey' && name !== 'onPeers') throw new ValidationError(`options.${name}`, 'unknown option (getDevice takes privateKey and onPeers)');
   }
-  const { privateKey } = options as GetDeviceOptions;
+  const { privateKey, onPeers } = options as GetDeviceOptions;
   if (privateKey !== undefined && typeof privateKey !== 'boolean') {
     throw new ValidationError('options.privateKey', `expected a boolean, got ${describe(privateKey)}`);
   }
-  return privateKey === true;
+  if (onPeers !== undefined && typeof onPeers !== 'function') {
+    throw new ValidationError('options.onPeers', `expected a function, got ${describe(onPeers)}`);
+  }
+  return { privateKey: privateKey === true, onPeers };
+}
+
+/** Peers a SET may create or update and still count as small (see `RequestContext.small`). */
+const SMALL_SET_PEERS = 16;
+
+/**
+ * A SET whose kernel work is short enough to do on the event loop: one message, a few peers,
+ * no removal (each waits for an RCU grace period inside sendmsg), no replacement of all peers,
+ * no new private key (it recomputes a DH for every peer on the interface).
+ */
+function isSmallSet(config: NormalizedConfig, messages: number): boolean {
+  return messages === 1 && config.privateKey === undefined && !config.replacePeers &&
+    config.peers.length <= SMALL_SET_PEERS && config.peers.every((peer) => !peer.remove);
 }

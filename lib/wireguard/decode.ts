@@ -266,13 +266,24 @@ function decodePeer(data: Buffer, start: number, end: number): Peer {
   return peer;
 }
 
+/** Peers per batch when a dump is streamed (`decodeDeviceInSlices` with `onPeers`). */
+export const PEER_BATCH = 256;
+
 /**
- * The decoding of one GET_DEVICE dump, as steps: it yields when `clock` says its slice is up
- * (between two peers), and returns the device.
+ * The decoding of one GET_DEVICE dump, as steps: it yields `undefined` when `clock` says its
+ * slice is up (between two peers), and returns the device. With `streamed`, the peers are not
+ * collected in `device.peers` but yielded in batches of up to PEER_BATCH, each once it is
+ * complete (a peer continued in the next message is held back until the next one begins).
  */
-function* deviceSteps(messages: NetlinkMessage[], onPrivateKey: ((key: Buffer) => void) | undefined, clock: SliceClock | null): Generator<void, Device, void> {
+function* deviceSteps(
+  messages: NetlinkMessage[],
+  onPrivateKey: ((key: Buffer) => void) | undefined,
+  clock: SliceClock | null,
+  streamed: boolean,
+): Generator<Peer[] | undefined, Device, void> {
   const device: Device = { name: '', ifindex: 0, publicKey: null, listenPort: 0, fwmark: 0, peers: [] };
   let last: Peer | undefined;
+  let batch: Peer[] = [];
   for (const message of messages) {
     const payload = genlPayload(message.payload);
     for (let at = 0; at + NLA_HDRLEN <= payload.length;) {
@@ -308,12 +319,19 @@ function* deviceSteps(messages: NetlinkMessage[], onPrivateKey: ((key: Buffer) =
             const peer = decodePeer(payload, entry + NLA_HDRLEN, entry + entrySize);
             if (last !== undefined && last.publicKey === peer.publicKey) {
               for (const ip of peer.allowedIps) last.allowedIps.push(ip);
-            } else {
+            } else if (!streamed) {
               device.peers.push(peer);
               last = peer;
+            } else {
+              if (last !== undefined) batch.push(last);
+              last = peer;
+              if (batch.length >= PEER_BATCH) {
+                yield batch;
+                batch = [];
+              }
             }
             entry = nextAttribute(entry, entrySize);
-            if (clock?.due()) yield;
+            if (clock?.due()) yield undefined;
           }
           break;
         default:
@@ -321,6 +339,10 @@ function* deviceSteps(messages: NetlinkMessage[], onPrivateKey: ((key: Buffer) =
       }
       at = nextAttribute(at, size);
     }
+  }
+  if (streamed) {
+    if (last !== undefined) batch.push(last);
+    if (batch.length > 0) yield batch;
   }
   return device;
 }
@@ -330,7 +352,18 @@ function* deviceSteps(messages: NetlinkMessage[], onPrivateKey: ((key: Buffer) =
  * key bytes (a view into the reply, zeroed right after the callback returns).
  */
 export function decodeDevice(messages: NetlinkMessage[], onPrivateKey?: (key: Buffer) => void): Device {
-  return runAtOnce(deviceSteps(messages, onPrivateKey, null));
+  return runAtOnce(deviceSteps(messages, onPrivateKey, null, false) as Generator<void, Device, void>);
+}
+
+export interface SlicedDecodeOptions {
+  onPrivateKey?: (key: Buffer) => void;
+  clock?: SliceClock;
+  /**
+   * Takes the peers in batches of up to PEER_BATCH, in the kernel's order, instead of
+   * `device.peers` (left empty); the next batch is decoded once what it returns has settled.
+   * A device of 10^5 peers then never has 10^5 Peer objects alive at once.
+   */
+  onPeers?: (peers: Peer[]) => void | Promise<void>;
 }
 
 /**
@@ -338,10 +371,21 @@ export function decodeDevice(messages: NetlinkMessage[], onPrivateKey?: (key: Bu
  * run between slices; a dump that decodes within one slice resolves with no pause. The caller
  * must keep `messages` unchanged until it settles (and wipe them afterwards, as before).
  */
-export function decodeDeviceInSlices(
-  messages: NetlinkMessage[],
-  options: { onPrivateKey?: (key: Buffer) => void; clock?: SliceClock } = {},
-): Promise<Device> {
+export async function decodeDeviceInSlices(messages: NetlinkMessage[], options: SlicedDecodeOptions = {}): Promise<Device> {
   const clock = options.clock ?? new SliceClock();
-  return runInSlices(deviceSteps(messages, options.onPrivateKey, clock), clock);
+  const { onPeers } = options;
+  if (onPeers === undefined) return runInSlices(deviceSteps(messages, options.onPrivateKey, clock, false) as Generator<void, Device, void>, clock);
+  const steps = deviceSteps(messages, options.onPrivateKey, clock, true);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (step.value === undefined) {
+      await clock.pause();
+      continue;
+    }
+    // Its time counts in the slice: a consumer that only awaits resolved promises has not let
+    // the event loop run.
+    const handled = onPeers(step.value);
+    if (handled !== undefined) await handled;
+  }
 }

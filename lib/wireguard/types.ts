@@ -62,6 +62,14 @@ export interface Device {
 export interface GetDeviceOptions {
   /** Also return the interface's private key, read from the same dump (default false). */
   privateKey?: boolean;
+  /**
+   * Take the peers in batches (up to 256 each, in the kernel's order) as the dump is decoded,
+   * instead of in `peers`, which is then empty. The next batch is decoded once what this
+   * returns has settled (it may be a promise). For a device of 10^5 peers: they never are all
+   * alive at once, which is most of what a large dump costs the garbage collector. A throw
+   * (or rejection) ends the call with that error; the reply buffers are wiped either way.
+   */
+  onPeers?: (peers: Peer[]) => void | Promise<void>;
 }
 
 /**

@@ -159,7 +159,7 @@ describe('settle without competing dumps (issue 9)', () => {
 
   it('starts no dump while installs are in flight, and dumps once they are done', async () => {
     let busy = true;
-    const { kernel, settler, settled } = setup({ installsBusy: () => busy });
+    const { kernel, settler, settled } = setup({ socketBusy: () => busy });
     const key = randomKey();
     kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
     settler.add(key, 0);
@@ -172,7 +172,7 @@ describe('settle without competing dumps (issue 9)', () => {
   });
 
   it('waits for busy installs at most maxDeferMs', async () => {
-    const { kernel, settler, settled } = setup({ installsBusy: () => true, maxDeferMs: 100 });
+    const { kernel, settler, settled } = setup({ socketBusy: () => true, maxDeferMs: 100 });
     const key = randomKey();
     kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
     settler.add(key, 0);

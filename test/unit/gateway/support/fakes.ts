@@ -5,7 +5,7 @@
  * test/unit/noise/noble-reference.ts (not by our Responder).
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import type { Device, DeviceConfig, Peer } from '../../../../lib/wireguard/types.js';
+import type { Device, DeviceConfig, GetDeviceOptions, Peer } from '../../../../lib/wireguard/types.js';
 import type { StoredPeer, Store } from '../../../../lib/gateway/types.js';
 import { buildInitiation, publicKeyOfRaw, randomPrivateKey } from '../../noise/noble-reference.js';
 import { tai64nFromUnixMs } from '../../../../lib/noise/tai64n.js';
@@ -38,14 +38,21 @@ export class FakeKernel {
     await new Promise((resolve) => (this.latencyMs > 0 ? setTimeout(resolve, this.latencyMs) : setImmediate(resolve)));
   }
 
-  /** With `{ privateKey: true }`, the device carries the key, as WireGuard.getDevice does (one dump either way). */
-  async getDevice(name: string, options?: { privateKey?: boolean }): Promise<Device & { privateKey?: KeyObject | null }> {
+  /**
+   * As WireGuard.getDevice: with `{ privateKey: true }` the device carries the key (one dump
+   * either way); with `onPeers` the peers go to it in batches of 256 and `peers` is empty.
+   */
+  async getDevice(name: string, options?: GetDeviceOptions): Promise<Device & { privateKey?: KeyObject | null }> {
     this.calls.push({ op: 'get', peers: this.peers.size });
     await this.wait();
     if (name !== this.name) throw Object.assign(new Error('no such device'), { code: 'ENODEV' });
+    const peers = [...this.peers.values()].map((p) => ({ ...p, allowedIps: [...p.allowedIps] }));
+    if (options?.onPeers) {
+      for (let i = 0; i < peers.length; i += 256) await options.onPeers(peers.slice(i, i + 256));
+    }
     return {
       name, ifindex: 7, publicKey: this.publicKey, listenPort: this.listenPort, fwmark: 0,
-      peers: [...this.peers.values()].map((p) => ({ ...p, allowedIps: [...p.allowedIps] })),
+      peers: options?.onPeers ? [] : peers,
       ...(options?.privateKey === true ? { privateKey: this.privateKey } : {}),
     };
   }
