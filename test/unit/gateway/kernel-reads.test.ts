@@ -7,13 +7,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ActivityTable } from '../../../lib/gateway/evict.js';
-import { EvictionScan } from '../../../lib/gateway/eviction-scan.js';
+import { EvictionQueue, EvictionScan } from '../../../lib/gateway/eviction-scan.js';
 import { Gateway } from '../../../lib/gateway/gateway.js';
 import { INSTALL_KEEPALIVE } from '../../../lib/gateway/install.js';
 import { SharedDump } from '../../../lib/gateway/kernel.js';
 import { Settler } from '../../../lib/gateway/settle.js';
 import type { EvictedEvent } from '../../../lib/gateway/types.js';
 import { SliceClock } from '../../../lib/slices.js';
+import { WireGuard } from '../../../lib/wireguard/client.js';
+import { decodeDevice } from '../../../lib/wireguard/decode.js';
+import { CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, GENL_ID_CTRL } from '../../../lib/netlink/constants.js';
+import { messagesIn } from '../../../lib/netlink/message.js';
+import { ack, concat, genlReply } from '../../support/kernel-replies.js';
+import { privateKeyBytes } from '../../support/keys.js';
+import { LARGE_DUMP_FAMILY, largeDump, largeDumpKey } from '../../support/large-dump.js';
+import { restamp } from '../../support/replay-transport.js';
 import { FakeKernel, MemoryStore, TestClient, randomKey, storedPeer, tick } from './support/fakes.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -27,7 +35,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 5_000):
 }
 
 describe('Gateway.start(): one dump (issue 9)', () => {
-  it('reads the device and its private key in one dump, and the first scan works on that same dump', async () => {
+  it('reads the device, its private key and its peers in one dump; the idle adopted peers leave with no second dump', async () => {
     const kernel = new FakeKernel();
     const store = new MemoryStore();
     const adopted = Array.from({ length: 600 }, randomKey);
@@ -73,6 +81,54 @@ describe('Gateway.start(): one dump (issue 9)', () => {
     assert.equal(gateway.ready, true);
     assert.ok(kernel.peers.size > 500, `${kernel.peers.size} peers left when ready`);
     await until(() => kernel.peers.size === 0, 'the background removal');
+    await gateway.stop();
+  });
+
+  it('on an interface of 30,000 adopted idle peers: no event-loop stall near a one-pass decode, one dump', async () => {
+    const peers = 30_000;
+    const dump = largeDump(peers, { privateKey: privateKeyBytes(9) });
+    const messages = () => dump.flatMap((d) => [...messagesIn(Buffer.from(d))]).filter((m) => m.type === LARGE_DUMP_FAMILY);
+    const t0 = performance.now();
+    decodeDevice(messages());
+    const onePass = performance.now() - t0;
+    const store = new MemoryStore();
+    for (let i = 0; i < peers; i++) store.putPeer(storedPeer(largeDumpKey(i).toString('base64')));
+    const replies = dump.map((d) => Buffer.from(d)); // copied before the clock: the addon's copy is not under test
+    let dumps = 0;
+    let removals = 0;
+    const transport = {
+      async exchange(sent: Buffer[]) {
+        const request = sent[0]!;
+        const seq = request.readUInt32LE(8);
+        let out: Buffer[];
+        if (request.readUInt16LE(4) === GENL_ID_CTRL) out = [concat(genlReply(GENL_ID_CTRL, 1, (w) => { w.attrU16(CTRL_ATTR_FAMILY_ID, LARGE_DUMP_FAMILY); w.attrString(CTRL_ATTR_FAMILY_NAME, 'wireguard'); }, 0), ack())];
+        else if (request[16] === 0) { dumps++; out = replies; }
+        else { removals++; out = sent.map(() => ack()); }
+        for (const reply of out) restamp(reply, seq);
+        await sleep(1);
+        return { replies: out, completed: sent.length };
+      },
+      close() {},
+    };
+    const gateway = new Gateway({ interface: 'wg0', store, wireguard: new WireGuard({ transports: { generic: transport } }), capture: false, evictInterval: 3600, verify: { threads: 0 } });
+    let evicted = 0;
+    gateway.on('evicted', () => evicted++);
+    let longest = 0;
+    let last = performance.now();
+    let probing = true;
+    const probe = () => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+      if (probing) setImmediate(probe);
+    };
+    setImmediate(probe);
+    await gateway.start();
+    await until(() => evicted === peers, 'every idle peer removed', 60_000);
+    probing = false;
+    assert.equal(dumps, 1);
+    assert.ok(removals >= peers / 256);
+    assert.ok(longest < Math.max(80, onePass / 2), `longest stall ${longest.toFixed(1)} ms; one-pass decode ${onePass.toFixed(1)} ms`);
     await gateway.stop();
   });
 
@@ -135,6 +191,44 @@ describe('eviction scan in slices (issue 9)', () => {
   });
 });
 
+describe('queued removal of adopted idle peers (issue 9)', () => {
+  it('EvictionQueue keeps keys and decisions compactly and gives them back as they were', () => {
+    const queue = new EvictionQueue();
+    const decisions = Array.from({ length: 2500 }, (_, i) => ({ publicKey: randomKey(), reason: i % 2 ? 'idle' as const : 'never-handshaked' as const, idleSeconds: i % 2 ? i : null }));
+    for (const d of decisions) queue.push(d);
+    assert.equal(queue.size, 2500);
+    assert.deepEqual(Array.from({ length: queue.size }, (_, i) => queue.at(i)), decisions);
+  });
+
+  it('removes in batches, keeps a peer installed since it was queued, and scans join it instead of dumping', async () => {
+    const kernel = new FakeKernel();
+    kernel.latencyMs = 20;
+    const table = new ActivityTable({ idleTimeoutMs: 1_000, handshakeGraceMs: 30_000 });
+    const queue = new EvictionQueue();
+    const keys = Array.from({ length: 10 }, randomKey);
+    for (const key of keys) {
+      kernel.add({ publicKey: key });
+      queue.push({ publicKey: key, reason: 'never-handshaked', idleSeconds: null });
+    }
+    const evicted: string[] = [];
+    const scan = new EvictionScan({
+      kernel, dump: new SharedDump(kernel, 'wg0'), interfaceName: 'wg0', table, batchSize: 4,
+      onEvicted: (d) => evicted.push(d.publicKey), onScanned: () => {}, onError: assert.fail,
+    });
+    const removing = scan.removeQueued(queue);
+    assert.equal(scan.busy, true);
+    await until(() => kernel.count('remove') === 1, 'the first batch');
+    const installed = keys[7]!;
+    table.installed(installed, Date.now()); // its client knocked: the gateway installed it again
+    await scan.scan(); // the timer's scan: joins the removal
+    await removing;
+    assert.equal(kernel.count('get'), 0, 'no dump while the queued removal ran');
+    assert.deepEqual(evicted.sort(), keys.filter((k) => k !== installed).sort());
+    assert.deepEqual([...kernel.peers.keys()], [installed]);
+    assert.equal(scan.busy, false);
+  });
+});
+
 describe('settle without competing dumps (issue 9)', () => {
   function setup(options: Partial<ConstructorParameters<typeof Settler>[0]> = {}) {
     const kernel = new FakeKernel();
@@ -177,6 +271,21 @@ describe('settle without competing dumps (issue 9)', () => {
     kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
     settler.add(key, 0);
     await until(() => settled.length === 1, 'the deferred settle');
+    await settler.stop();
+  });
+
+  it('on a device whose dump is slow, waits for a busy socket longer than maxDeferMs (up to the back-off)', async () => {
+    let busy = true;
+    const { kernel, dump, settler, settled } = setup({ socketBusy: () => busy, maxDeferMs: 50 });
+    kernel.latencyMs = 100;
+    await dump.read(); // a dump of ~100 ms: back-off ~400 ms
+    const key = randomKey();
+    kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
+    settler.add(key, 0);
+    await sleep(250);
+    assert.equal(kernel.count('get'), 1, 'no settle dump after maxDeferMs while the socket is busy');
+    await until(() => settled.length === 1, 'the settle once the back-off has passed', 3_000);
+    busy = false;
     await settler.stop();
   });
 
