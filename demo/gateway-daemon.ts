@@ -1,15 +1,16 @@
 /**
  * `jitguard gateway` as the demo runs it: a separate process in the gateway's namespace, as the
  * user `nobody` holding only CAP_NET_ADMIN and CAP_NET_RAW (ambient, under capsh, as systemd's
- * AmbientCapabilities= gives them), configured by flags alone. The demo reads nothing of it but
+ * AmbientCapabilities= gives them; root when nobody cannot read the project), configured by
+ * flags alone. The demo reads nothing of it but
  * what an operator can: its JSON log lines on stdout, /metrics, the admin API, its exit code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LogLine } from './clients.js';
 import { toBase64Url } from './control-plane.js';
-import { resolve } from 'node:path';
 import { run, sleep } from './exec.js';
 import { GATEWAY } from './topology.js';
 
