@@ -172,7 +172,12 @@ export class Daemon {
           host: settings.websocket.listen.host,
           port: settings.websocket.listen.port,
           wireguardPort: gateway.listenPort,
-          onInitiation: (payload, source) => { gateway.inject(payload, source); },
+          // A capture of every interface sees the relay's datagrams on loopback already, with
+          // the same source; handing them over again would count each one a second time, as a
+          // replayed packet. Only a capture limited to one interface needs them handed over.
+          ...(settings.captureInterface !== null && settings.captureInterface !== 'lo'
+            ? { onInitiation: (payload: Uint8Array, source: { address: string; port: number }) => { gateway.inject(payload, source); } }
+            : {}),
           registry: gateway.metrics,
           ...(tls ? { tls } : {}),
         });
