@@ -172,10 +172,10 @@ export class Daemon {
           host: settings.websocket.listen.host,
           port: settings.websocket.listen.port,
           wireguardPort: gateway.listenPort,
-          // A capture of every interface sees the relay's datagrams on loopback already, with
-          // the same source; handing them over again would count each one a second time, as a
-          // replayed packet. Only a capture limited to one interface needs them handed over.
-          ...(settings.captureInterface !== null && settings.captureInterface !== 'lo'
+          // A capture of every interface (or of lo) sees the relay's datagrams on loopback
+          // already, with the same source; handing them over again would count each one a
+          // second time, as a replayed packet. Without such a capture they are handed over.
+          ...(deps.capture === false || (settings.captureInterface !== null && settings.captureInterface !== 'lo')
             ? { onInitiation: (payload: Uint8Array, source: { address: string; port: number }) => { gateway.inject(payload, source); } }
             : {}),
           registry: gateway.metrics,
