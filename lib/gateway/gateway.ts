@@ -185,6 +185,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       onEvicted: (decision) => this.evicted(decision),
       onScanned: (kernelPeers, stale) => this.metricsState.scanned(kernelPeers, stale),
       onError: (code, error) => this.report('evict', code, error),
+      stopping: () => this.state === 'stopping' || this.state === 'stopped',
     });
     this.pushPath = new PushPath({
       store: this.store, kernel: this.kernel, interfaceName: this.interface,

@@ -132,6 +132,24 @@ describe('Gateway.start(): one dump (issue 9)', () => {
     await gateway.stop();
   });
 
+  it('stop() does not wait for the background removal of a large interface', async () => {
+    const kernel = new FakeKernel();
+    const store = new MemoryStore();
+    for (let i = 0; i < 3000; i++) {
+      const key = randomKey();
+      store.putPeer(storedPeer(key));
+      kernel.add({ publicKey: key });
+    }
+    const gateway = new Gateway({ interface: 'wg0', store, wireguard: kernel, capture: false, evictInterval: 3600, verify: { threads: 0 } });
+    await gateway.start();
+    kernel.latencyMs = 50; // ~12 batches left: ~0.6 s
+    await until(() => kernel.count('remove') >= 1, 'the first batch');
+    const t0 = Date.now();
+    await gateway.stop();
+    assert.ok(Date.now() - t0 < 400, `stop took ${Date.now() - t0} ms`);
+    assert.ok(kernel.peers.size > 0, 'the removal stopped with peers left (the next start removes them)');
+  });
+
   it('refuses an interface without a private key, from the same dump', async () => {
     const kernel = new FakeKernel();
     const getDevice = kernel.getDevice.bind(kernel);
