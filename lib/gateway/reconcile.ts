@@ -80,7 +80,6 @@ export interface ReconciliationOptions {
 export class Reconciliation {
   readonly remove: ReconcilePlan['remove'] = [];
   readonly idle = new EvictionQueue();
-  adopted = 0;
 
   constructor(private readonly options: ReconciliationOptions) {}
 
@@ -94,7 +93,6 @@ export class Reconciliation {
           return;
         }
         table.adopt(peer, now);
-        this.adopted++;
         onAdopted?.(peer, stored);
       },
     });

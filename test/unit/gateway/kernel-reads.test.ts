@@ -11,6 +11,7 @@ import { EvictionQueue, EvictionScan } from '../../../lib/gateway/eviction-scan.
 import { Gateway } from '../../../lib/gateway/gateway.js';
 import { INSTALL_KEEPALIVE } from '../../../lib/gateway/install.js';
 import { SharedDump } from '../../../lib/gateway/kernel.js';
+import { Reconciliation } from '../../../lib/gateway/reconcile.js';
 import { Settler } from '../../../lib/gateway/settle.js';
 import type { EvictedEvent } from '../../../lib/gateway/types.js';
 import { SliceClock } from '../../../lib/slices.js';
@@ -210,6 +211,27 @@ describe('eviction scan in slices (issue 9)', () => {
 });
 
 describe('queued removal of adopted idle peers (issue 9)', () => {
+  it('Reconciliation sorts each batch: unknown and revoked to remove, certainly idle to the queue, the rest adopted', async () => {
+    const now = 1_800_000_000_000;
+    const store = new MemoryStore();
+    const table = new ActivityTable({ idleTimeoutMs: 600_000, handshakeGraceMs: 30_000 });
+    const [unknown, revoked, never, old, young] = Array.from({ length: 5 }, randomKey) as [string, string, string, string, string];
+    for (const key of [never, old, young]) store.putPeer(storedPeer(key));
+    store.revokePeer(revoked);
+    const adopted: string[] = [];
+    const reconciliation = new Reconciliation({ store, table, now, onAdopted: (peer) => adopted.push(peer.publicKey) });
+    const peer = (publicKey: string, lastHandshake: Date | null) => ({ publicKey, hasPresharedKey: false, endpoint: null, persistentKeepalive: 0, lastHandshake, rxBytes: 0n, txBytes: 0n, allowedIps: [], protocolVersion: 1 });
+    await reconciliation.add([peer(unknown, null), peer(revoked, null), peer(never, null)]);
+    await reconciliation.add([peer(old, new Date(now - 3_600_000)), peer(young, new Date(now - 60_000))]);
+    assert.deepEqual(reconciliation.remove.map((r) => [r.publicKey, r.reason]), [[unknown, 'unknown-to-store'], [revoked, 'revoked']]);
+    assert.deepEqual(Array.from({ length: reconciliation.idle.size }, (_, i) => reconciliation.idle.at(i)), [
+      { publicKey: never, reason: 'never-handshaked', idleSeconds: null },
+      { publicKey: old, reason: 'idle', idleSeconds: 3600 },
+    ]);
+    assert.deepEqual(adopted, [young]);
+    assert.deepEqual([table.has(young), table.has(never), table.has(old)], [true, false, false], 'the queued ones are not tracked');
+  });
+
   it('EvictionQueue keeps keys and decisions compactly and gives them back as they were', () => {
     const queue = new EvictionQueue();
     const decisions = Array.from({ length: 2500 }, (_, i) => ({ publicKey: randomKey(), reason: i % 2 ? 'idle' as const : 'never-handshaked' as const, idleSeconds: i % 2 ? i : null }));
