@@ -85,6 +85,7 @@ export interface EvictionScanOptions {
 
 export class EvictionScan {
   private running: Promise<void> | null = null;
+  private queuedLeft = 0;
   private readonly batchSize: number;
   private readonly now: () => number;
 
@@ -101,6 +102,11 @@ export class EvictionScan {
     return this.running;
   }
 
+  /** Queued peers not removed yet (they are in the kernel, not in the table): for the kernel-peers gauge. */
+  get queued(): number {
+    return this.queuedLeft;
+  }
+
   /** Whether a scan or a queued removal is running (its netlink calls are queued or in flight). */
   get busy(): boolean {
     return this.running !== null;
@@ -112,6 +118,7 @@ export class EvictionScan {
    */
   removeQueued(queue: EvictionQueue): Promise<void> {
     const before = this.running;
+    this.queuedLeft += queue.size;
     const running: Promise<void> = (async () => {
       await before;
       await this.drain(queue);
@@ -125,14 +132,20 @@ export class EvictionScan {
   private async drain(queue: EvictionQueue): Promise<void> {
     const { table } = this.options;
     let failed = 0;
-    for (let start = 0; start < queue.size; start += this.batchSize) {
-      const batch: EvictionDecision[] = [];
-      for (let i = start; i < Math.min(queue.size, start + this.batchSize); i++) {
-        const decision = queue.at(i);
-        if (!table.has(decision.publicKey)) batch.push(decision); // else installed since: its client is there
+    try {
+      for (let start = 0; start < queue.size; start += this.batchSize) {
+        const end = Math.min(queue.size, start + this.batchSize);
+        const batch: EvictionDecision[] = [];
+        for (let i = start; i < end; i++) {
+          const decision = queue.at(i);
+          if (!table.has(decision.publicKey)) batch.push(decision); // else installed since: its client is there
+        }
+        if (this.options.stopping?.() === true) return;
+        this.queuedLeft -= end - start; // the kept ones are in the table now, the others about to go
+        if (!(await this.remove(batch))) failed += batch.length;
       }
-      if (this.options.stopping?.() === true) return;
-      if (!(await this.remove(batch))) failed += batch.length;
+    } finally {
+      this.queuedLeft = 0;
     }
     this.options.onScanned(table.size, failed);
   }

@@ -257,6 +257,7 @@ describe('queued removal of adopted idle peers (issue 9)', () => {
     });
     const removing = scan.removeQueued(queue);
     assert.equal(scan.busy, true);
+    assert.equal(scan.queued, 10);
     await until(() => kernel.count('remove') === 1, 'the first batch');
     const installed = keys[7]!;
     table.installed(installed, Date.now()); // its client knocked: the gateway installed it again
@@ -266,6 +267,7 @@ describe('queued removal of adopted idle peers (issue 9)', () => {
     assert.deepEqual(evicted.sort(), keys.filter((k) => k !== installed).sort());
     assert.deepEqual([...kernel.peers.keys()], [installed]);
     assert.equal(scan.busy, false);
+    assert.equal(scan.queued, 0);
   });
 });
 
