@@ -4,6 +4,7 @@
  * decisions checked again before each removal; settling without dumps of its own where another
  * dump serves, none while installs are in flight, and fewer on a device whose dump is slow.
  */
+import { probeTurns } from '../../support/event-loop-turns.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ActivityTable } from '../../../lib/gateway/evict.js';
@@ -116,23 +117,12 @@ describe('Gateway.start(): one dump (issue 9)', () => {
     const gateway = new Gateway({ interface: 'wg0', store, wireguard: new WireGuard({ transports: { generic: transport } }), capture: false, evictInterval: 3600, verify: { threads: 0 } });
     let evicted = 0;
     gateway.on('evicted', () => evicted++);
-    let longest = 0;
-    let turns = 0;
-    let last = performance.now();
-    let probing = true;
-    const probe = () => {
-      const now = performance.now();
-      longest = Math.max(longest, now - last);
-      last = now;
-      turns++;
-      if (probing) setImmediate(probe);
-    };
-    setImmediate(probe);
+    const probe = probeTurns();
     await gateway.start();
-    const startTurns = turns;
+    const startTurns = probe.turns;
     await until(() => evicted === peers, 'every idle peer removed', 60_000);
-    probing = false;
-    t.diagnostic(`longest gap ${longest.toFixed(1)} ms (one-pass decode ${onePass.toFixed(1)} ms); turns: ${startTurns} during start, ${turns} in all`);
+    probe.stop();
+    t.diagnostic(`longest gap ${probe.longestGapMs.toFixed(1)} ms (one-pass decode ${onePass.toFixed(1)} ms); turns: ${startTurns} during start, ${probe.turns} in all`);
     assert.equal(dumps, 1);
     assert.ok(removals >= peers / 256);
     assert.ok(startTurns >= 10, `the start gave the event loop ${startTurns} turns`);

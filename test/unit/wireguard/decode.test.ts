@@ -4,6 +4,7 @@
  * failed, let the event loop run while a large dump decodes, and give the device and its
  * private key from one dump.
  */
+import { turnsDuring } from '../../support/event-loop-turns.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyObject, createPublicKey } from 'node:crypto';
@@ -136,23 +137,6 @@ describe('GET_DEVICE decoding by offset (issue 9)', () => {
   // loop many turns, whole and streamed, where one pass would give it none.
   it('getDevice of 100,000 peers lets the event loop run: many turns during the decode, none in one pass', async (t) => {
     const dump = largeDump(100_000);
-    const turnsDuring = async (call: () => Promise<unknown> | unknown) => {
-      let turns = 0;
-      let longest = 0;
-      let last = performance.now();
-      let probing = true;
-      const probe = () => {
-        const now = performance.now();
-        longest = Math.max(longest, now - last);
-        last = now;
-        turns++;
-        if (probing) setImmediate(probe);
-      };
-      setImmediate(probe);
-      await call();
-      probing = false;
-      return { turns, longest };
-    };
     const onePass = await turnsDuring(() => { decodeDevice(messagesOf(copies(dump))); });
     const wg = new WireGuard({ transports: { generic: new DumpingKernel(dump) } });
     await wg.getDevice('wg0'); // the family lookup, and a first decode that warms up
