@@ -175,7 +175,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
       // No settle dump while a knock may be installing, or a scan removing: they would queue
       // behind it on the one netlink socket.
-      socketBusy: () => this.knocks.size > 0 || this.scanner.busy,
+      socketBusy: () => this.knocks.size > 0,
+      evicting: () => this.scanner.busy,
       onSettled: () => this.metricsState.settled(),
       onError: (code, error) => this.report('settle', code, error),
     });
@@ -240,7 +241,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // One dump gives the device, its private key and the peers, reconciled batch by batch
       // as they are decoded (10^5 peers are never all alive at once).
       const reconciliation = this.reconciliation();
+      const dumpedAt = Date.now();
       const device = await this.kernel.getDevice(this.interface, { privateKey: true, onPeers: (peers) => reconciliation.add(peers) });
+      this.dump.note(dumpedAt, Date.now()); // what a dump costs here, for the settle stage's back-off
       if (device.publicKey === null) {
         throw new GatewayError(`start: interface ${this.interface} has no private key (set one with wg set ${this.interface} private-key FILE)`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       }

@@ -69,6 +69,15 @@ export class SharedDump {
     return this.running;
   }
 
+  /**
+   * A dump of this interface taken elsewhere (the start-up's, streamed into the reconciliation):
+   * only what it cost is kept, so readers that back off on a large device know it is large.
+   */
+  note(startedAt: number, finishedAt: number): void {
+    this.lastFinishedAt = finishedAt;
+    this.lastDurationMs = Math.max(0, finishedAt - startedAt);
+  }
+
   /** Calls `listener` with every dump from now on, in the turn it is decoded. */
   onDump(listener: (dump: Dump) => void): void {
     this.listeners.push(listener);

@@ -13,9 +13,9 @@
  * must, and never in the way of installs:
  * - every dump of the device reaches it (`SharedDump.onDump`): the eviction scan's, the
  *   start-up's, one another reader asked for; a handshake seen in any of them settles the peer;
- * - its own dumps wait while installs or removals are queued or in flight (`socketBusy`), up
- *   to `maxDeferMs` or the back-off, so a burst of installs or an eviction is not interleaved
- *   with dumps;
+ * - its own dumps wait while installs are queued or in flight (`socketBusy`), up to
+ *   `maxDeferMs` or the back-off, and while an eviction runs (`evicting`), so a burst of
+ *   installs or a removal of 10^5 peers is not interleaved with dumps;
  * - after a dump that took D ms, the next one it starts waits `backoffFactor` × D (at most
  *   2 minutes): on a small device that is the 200 ms interval, on a large one the kernel and
  *   the event loop are not kept busy with dumps for one settle (the eviction scan's dumps, every
@@ -44,6 +44,12 @@ export interface SettlerOptions {
    * or, when longer, the back-off after the last dump.
    */
   maxDeferMs?: number;
+  /**
+   * Whether an eviction scan or removal is running: the settler starts no dump until it is
+   * done, however long (a removal ends, and leaves a smaller device to dump; a scan's dump
+   * reaches the settler anyway).
+   */
+  evicting?: () => boolean;
   /** A peer is dropped when a dump requested this long after its install still shows no handshake (the evictor owns it then). */
   giveUpMs: number;
   onSettled?: (publicKey: string) => void;
@@ -155,6 +161,7 @@ export class Settler {
     if (this.handshaked.size > 0) await this.apply();
     if (this.pending.size === this.handshaked.size) return;
     if (this.options.dump.busy) return; // its result reaches `consume` anyway
+    if (this.options.evicting?.() === true) return;
     const now = this.now();
     if (this.options.socketBusy?.() === true) {
       this.deferringSince ??= now;

@@ -327,6 +327,33 @@ describe('settle without competing dumps (issue 9)', () => {
     await settler.stop();
   });
 
+  it('starts no dump while an eviction runs, however long, and one once it is done', async () => {
+    let evicting = true;
+    const { kernel, settler, settled } = setup({ evicting: () => evicting, maxDeferMs: 20 });
+    const key = randomKey();
+    kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
+    settler.add(key, 0);
+    await sleep(300);
+    assert.equal(kernel.count('get'), 0, 'no settle dump during the eviction');
+    evicting = false;
+    await until(() => settled.length === 1, 'the settle after the eviction');
+    await settler.stop();
+  });
+
+  it("backs off after the start-up's dump too, which SharedDump only notes", async () => {
+    const { kernel, dump, settler, settled } = setup({ intervalMs: 10 });
+    const now = Date.now();
+    dump.note(now - 100, now); // a 100 ms dump just ended: no own dump for ~400 ms
+    const key = randomKey();
+    kernel.add({ publicKey: key, persistentKeepalive: INSTALL_KEEPALIVE, lastHandshake: new Date() });
+    settler.add(key, 0);
+    await sleep(250);
+    assert.equal(kernel.count('get'), 0);
+    await until(() => settled.length === 1, 'the settle after the back-off');
+    assert.ok(Date.now() - now >= 380, `settled after ${Date.now() - now} ms`);
+    await settler.stop();
+  });
+
   it('backs off after a slow dump: no dump every interval on a device whose dump takes long', async () => {
     const { kernel, settler } = setup({ intervalMs: 10 });
     kernel.latencyMs = 50; // each dump ~50 ms: the next one no sooner than ~200 ms after
