@@ -104,7 +104,12 @@ export interface VerifierPoolStats {
 
 export const DEFAULT_MAX_OUTSTANDING = 4096;
 export const DEFAULT_TURN_BUDGET_MS = 5;
-export const DEFAULT_WARM_UP = 300;
+/**
+ * Synthetic verifications at start, per thread (or on the event loop, in slices). In the bench VM
+ * 300 cost 4.4 s of CPU, taken from the first clients' knocks on a small machine, while the first
+ * verification fell only from 132 to 74 ms; 40 keep most of that at a seventh of the cost.
+ */
+export const DEFAULT_WARM_UP = 40;
 const MAX_THREADS = 64;
 /**
  * One check per turn: the warm-up runs while start() reconciles on the same event loop, and
@@ -113,15 +118,17 @@ const MAX_THREADS = 64;
 const PRECHECK_WARM_UP_STEP_MS = 0;
 
 /**
- * Default worker threads: `os.availableParallelism() − 1`, at least 1, at most 4. One core is
- * left to the event loop (capture, store, netlink, the pipeline's own work); at least one thread
- * even on one core, since a thread the OS time-slices still never stalls the event loop; and 4
- * verify ~30,000 initiations a second natively (~120 µs each), beyond what the per-source rate
- * limit lets through from any plausible number of sources, while each thread costs a V8 isolate
- * (~10 MB).
+ * Default worker threads: none on two cores or fewer, else `os.availableParallelism() − 1`, at
+ * most 4. On the 2-vCPU bench VM a thread lost on both counts: a lone knock's round trip through
+ * it took 45-50 ms (0.7 ms verified in slices on the event loop on the host), 2,000 forged
+ * initiations took 22 s against 16 s in slices, and the first client of a freshly started kernel
+ * test gateway, knocking while the thread started and warmed up, got no answer within 10 s. With
+ * a core to spare the thread takes the DH work off the event loop's core; 4 verify ~30,000
+ * initiations a second natively (~120 µs each), beyond what the per-source rate limit lets
+ * through from any plausible number of sources, while each costs a V8 isolate (~10 MB).
  */
-export function defaultVerifyThreads(): number {
-  return Math.min(4, Math.max(1, availableParallelism() - 1));
+export function defaultVerifyThreads(cores = availableParallelism()): number {
+  return cores <= 2 ? 0 : Math.min(4, cores - 1);
 }
 
 /**

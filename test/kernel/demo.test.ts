@@ -41,7 +41,7 @@ it('npm run demo: every expectation holds, and the outcome lines say so', { time
   }
   assert.match(stdout, /^\| ipv4 +\| [^|]*seen as 192\.0\.2\.11:40011 /m, 'the IPv4 client is seen at its own address and port');
   assert.match(stdout, /^\| ipv6 +\| [^|]*seen as \[2001:db8:1::12\]:40012 /m, 'the IPv6 client is seen at its own address and port');
-  assert.match(stdout, /^\| nat +\| [^|]*seen as 192\.0\.2\.13:100\d\d/m, 'the NAT client is seen at its translated address');
+  assert.match(stdout, /^\| nat +\| [^|]*seen as 192\.0\.2\.13:10(?:0\d\d|100)\b/m, 'the NAT client is seen at its translated address');
   assert.match(stdout, /^\| websocket +\| [^|]*seen as 127\.0\.0\.1:\d+/m, 'the WebSocket client is seen at the relay\'s socket');
   assert.match(stdout, /^\| forger +\| .*\| refused: unauthenticated \(timestamp\), 0 control-plane requests/m, context);
   assert.match(stdout, /^\| stranger +\| .*\| no reply \(waited 3 s\) +\| - +\| refused: unknown \(1 control-plane request\)/m, context);

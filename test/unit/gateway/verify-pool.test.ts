@@ -380,9 +380,8 @@ describe('VerifierPool: on the event loop (threads: 0)', () => {
 describe('VerifierPool: options and arguments', () => {
   const kernel = new FakeKernel();
 
-  it('defaults to one thread fewer than the cores, at least 1, at most 4', () => {
-    const n = defaultVerifyThreads();
-    assert.ok(n >= 1 && n <= 4);
+  it('defaults to no thread on two cores or fewer, else one thread fewer than the cores, at most 4', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 8, 64].map((cores) => defaultVerifyThreads(cores)), [0, 0, 2, 3, 4, 4, 4]);
   });
 
   it('warms every thread up at start and reports each', async () => {
@@ -406,8 +405,8 @@ describe('VerifierPool: options and arguments', () => {
   });
 
   it('verifierPoolTuning fills in the defaults and names the path of a bad field (for Gateway\'s constructor)', () => {
-    assert.deepEqual(verifierPoolTuning(undefined, 'options.verify'), { threads: defaultVerifyThreads(), maxOutstanding: 4096, turnBudgetMs: 5, warmUp: 300 });
-    assert.deepEqual(verifierPoolTuning({ threads: 0, turnBudgetMs: 2 }), { threads: 0, maxOutstanding: 4096, turnBudgetMs: 2, warmUp: 300 });
+    assert.deepEqual(verifierPoolTuning(undefined, 'options.verify'), { threads: defaultVerifyThreads(), maxOutstanding: 4096, turnBudgetMs: 5, warmUp: 40 });
+    assert.deepEqual(verifierPoolTuning({ threads: 0, turnBudgetMs: 2 }), { threads: 0, maxOutstanding: 4096, turnBudgetMs: 2, warmUp: 40 });
     assert.throws(() => verifierPoolTuning({ maxOutstanding: -5 }, 'options.verify'), (e: unknown) => e instanceof ValidationError && e.path === 'options.verify.maxOutstanding');
     assert.throws(() => verifierPoolTuning(3, 'options.verify'), (e: unknown) => e instanceof ValidationError && e.path === 'options.verify');
   });
