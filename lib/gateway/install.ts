@@ -5,7 +5,11 @@
  * Coalescing: installs that become ready while a netlink call is in flight, or within the same
  * turn of the event loop, go to the kernel together in one `setDevice`. A burst of 1,000 new
  * clients is then a handful of calls, each holding many peers, not 1,000 round trips; a lone
- * client waits for nobody (the first install is sent on the next `setImmediate`).
+ * client waits for nobody (the first install after a quiet spell is sent on the next
+ * `setImmediate`). Within a burst, when the last flush ended less than `BURST_GAP_MS` ago, the
+ * next waits `BURST_WAIT_MS` to gather the installs that verification is still releasing one
+ * slice at a time: a one-peer `setDevice` now returns in about a millisecond, so without the
+ * wait 20 clients knocking together went out in 10 calls in the test VM.
  *
  * Per key, at most `maxInstallsPerKey` installs a minute. An install aims a handshake at the
  * initiation's source address, and an authenticated client (or anyone replaying its fresh
@@ -19,6 +23,11 @@ import { integerOption } from './options.js';
 import { TokenBuckets } from './token-buckets.js';
 import type { KernelPort } from './kernel.js';
 import type { Address, StoredPeer } from './types.js';
+
+/** A flush this soon after the last one ended belongs to a burst... */
+const BURST_GAP_MS = 50;
+/** ...and waits this long for more installs to join it. */
+const BURST_WAIT_MS = 25;
 
 /** Keepalive set at install when the peer's own is 0: any non-zero value makes the kernel initiate. */
 export const INSTALL_KEEPALIVE = 25;
@@ -57,6 +66,8 @@ export class Installer {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private stopped = false;
+  /** performance.now() when the last flush ended (-Infinity: none yet). */
+  private lastFlushEnded = -Infinity;
   /** `setDevice` calls made for installs, for the metric of the same name. */
   netlinkCalls = 0;
 
@@ -100,13 +111,17 @@ export class Installer {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.scheduled = false;
       this.flushing = this.flush().finally(() => {
         this.flushing = null;
+        this.lastFlushEnded = performance.now();
         if (this.queue.size > 0) this.schedule();
       });
-    });
+    };
+    const inBurst = !this.stopped && performance.now() - this.lastFlushEnded < BURST_GAP_MS && this.queue.size < this.maxBatch;
+    if (inBurst) setTimeout(run, BURST_WAIT_MS);
+    else setImmediate(run);
   }
 
   private async flush(): Promise<void> {

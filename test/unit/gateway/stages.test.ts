@@ -133,6 +133,24 @@ describe('install (stage 5)', () => {
     assert.equal(installer.netlinkCalls, kernel.count('set'));
   });
 
+  it('coalesces a burst released one install at a time (fast kernel), yet sends a lone install at once', async () => {
+    const kernel = new FakeKernel(); // answers at once, as a one-peer SET on the event loop does
+    const installer = new Installer({ kernel, interfaceName: 'wg0' });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await installer.install({ peer: storedPeer(randomKey()), source: { address: '192.0.2.7', port: 1 } });
+    await sleep(100); // a quiet spell
+    const lone = performance.now();
+    await installer.install({ peer: storedPeer(randomKey()), source: { address: '192.0.2.7', port: 2 } });
+    assert.ok(performance.now() - lone < 20, `a lone install waits for no timer (${(performance.now() - lone).toFixed(1)} ms)`);
+    const outcomes = [];
+    for (let i = 0; i < 20; i++) { // verification releasing one knock every 2 ms
+      outcomes.push(installer.install({ peer: storedPeer(randomKey()), source: { address: '192.0.2.7', port: 100 + i } }));
+      await sleep(2);
+    }
+    assert.ok((await Promise.all(outcomes)).every((o) => o.installed));
+    assert.ok(kernel.count('set') <= 2 + 5, `${kernel.count('set') - 2} setDevice calls for the 20 of the burst`);
+  });
+
   it('limits installs per key per minute', async () => {
     const clock = new FakeClock();
     const kernel = new FakeKernel();
