@@ -135,10 +135,14 @@ export class ActivityTable {
     return { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false, seenInScan: this.scans };
   }
 
-  /** The peer has left the kernel (removed at `now`): a dump requested before that will not adopt it back. */
-  remove(publicKey: string, now = Date.now()): void {
+  /**
+   * The peer has left the kernel (removed at `now`). `remember`: whether a dump requested before
+   * now may still be observed (one in flight, or being observed); it will not adopt the peer
+   * back. Without one, nothing is remembered: 10^5 removals must not leave 10^5 entries behind.
+   */
+  remove(publicKey: string, now = Date.now(), remember = true): void {
     this.table.delete(publicKey);
-    this.departed.set(publicKey, now);
+    if (remember) this.departed.set(publicKey, now);
   }
 
   /** Whether a candidate of `observeInSlices` still holds: same install, no sign of life since. */

@@ -164,8 +164,11 @@ export class EvictionScan {
       return false; // the next scan decides again
     }
     const removedAt = this.now();
+    // Scans run one at a time and observe after their own dump: only a dump in flight now (the
+    // settle stage's, which the next scan may join) can predate this removal.
+    const remember = this.options.dump.busy;
     for (const { publicKey, reason, idleSeconds } of decisions) {
-      this.options.table.remove(publicKey, removedAt);
+      this.options.table.remove(publicKey, removedAt, remember);
       this.options.onEvicted({ publicKey, reason, idleSeconds });
     }
     return true;
