@@ -173,8 +173,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.installer = new Installer({ kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey });
     this.settler = new Settler({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
-      // No settle dump while a knock may be installing, or a scan removing: they would queue
-      // behind it on the one netlink socket.
+      // No settle dump while a knock may be installing, nor while a scan or the start-up
+      // removal runs: their netlink calls would queue behind it on the one socket.
       socketBusy: () => this.knocks.size > 0,
       evicting: () => this.scanner.busy,
       onSettled: () => this.metricsState.settled(),
