@@ -170,7 +170,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       maxQueuedLookups: options.maxQueuedLookups,
       onResolverCall: (seconds, outcome) => this.metricsState.resolverCall(seconds, outcome),
     });
-    this.installer = new Installer({ kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey });
+    this.installer = new Installer({
+      kernel: this.kernel, interfaceName: this.interface, maxInstallsPerKey: options.maxInstallsPerKey,
+      moreComing: () => (this.verifier?.stats().outstanding ?? 0) > 0 || this.lookup.pending > 0,
+    });
     this.settler = new Settler({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
       // No settle dump while a knock may be installing, nor while a scan or the start-up

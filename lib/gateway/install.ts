@@ -26,8 +26,10 @@ import type { Address, StoredPeer } from './types.js';
 
 /** A flush this soon after the last one ended belongs to a burst... */
 const BURST_GAP_MS = 50;
-/** ...and waits this long for more installs to join it. */
+/** ...and waits in steps of this long for more installs to join it... */
 const BURST_WAIT_MS = 25;
+/** ...while `moreComing()` says knocks are still being verified or looked up, up to this long. */
+const BURST_MAX_WAIT_MS = 250;
 
 /** Keepalive set at install when the peer's own is 0: any non-zero value makes the kernel initiate. */
 export const INSTALL_KEEPALIVE = 25;
@@ -49,6 +51,11 @@ export interface InstallerOptions {
   maxInstallsPerKey?: number;
   /** Peers per `setDevice` at most (default 1,000): bounds how long one call holds the kernel. */
   maxBatch?: number;
+  /**
+   * Whether more knocks are on their way (being verified or looked up): a burst's flush waits
+   * for them, up to 250 ms, so that it goes out in few calls.
+   */
+  moreComing?: () => boolean;
   now?: () => number;
 }
 
@@ -68,6 +75,7 @@ export class Installer {
   private stopped = false;
   /** performance.now() when the last flush ended (-Infinity: none yet). */
   private lastFlushEnded = -Infinity;
+  private readonly moreComing: () => boolean;
   /** `setDevice` calls made for installs, for the metric of the same name. */
   netlinkCalls = 0;
 
@@ -77,6 +85,7 @@ export class Installer {
     const perMinute = integerOption(options.maxInstallsPerKey, 6, 1, 600, 'options.maxInstallsPerKey');
     this.perKey = new TokenBuckets({ ratePerSecond: perMinute / 60, burst: perMinute, now: options.now }, 'options.maxInstallsPerKey');
     this.maxBatch = integerOption(options.maxBatch, 1000, 1, 100_000, 'options.maxBatch');
+    this.moreComing = options.moreComing ?? (() => false);
   }
 
   /**
@@ -111,7 +120,12 @@ export class Installer {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
+    const since = performance.now();
     const run = () => {
+      if (!this.stopped && this.queue.size < this.maxBatch && this.moreComing() && performance.now() - since < BURST_MAX_WAIT_MS) {
+        setTimeout(run, BURST_WAIT_MS);
+        return;
+      }
       this.scheduled = false;
       this.flushing = this.flush().finally(() => {
         this.flushing = null;
