@@ -172,7 +172,8 @@ describe('VerifierPool: the same results as Verifier', () => {
 describe('VerifierPool: batching', () => {
   it('posts the packets asked for in one turn as one message per thread, spread over the threads', async () => {
     const kernel = new FakeKernel();
-    const verifier = pool({ privateKey: kernel.privateKey, threads: 2 });
+    // A budget no loaded machine exhausts: the mac1 prechecks of the turn then fit one drain.
+    const verifier = pool({ privateKey: kernel.privateKey, threads: 2, turnBudgetMs: 1000 });
     const client = new TestClient(kernel.publicKey);
     await verifier.verify(client.initiation()); // threads up
     const posted = verifier.workersForTest().map(() => 0);
