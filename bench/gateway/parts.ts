@@ -13,6 +13,7 @@ import { ReplayGuard } from '../../lib/gateway/replay.js';
 import { Settler } from '../../lib/gateway/settle.js';
 import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
 import { Verifier } from '../../lib/gateway/verify.js';
+import { VerifierPool } from '../../lib/gateway/verify-pool.js';
 import { WireGuard } from '../../lib/wireguard/client.js';
 import type { Part } from './context.js';
 
@@ -42,7 +43,8 @@ function wrap(proto: object, method: string, name: string): void {
 
 export function instrument(): void {
   wrap(HandshakeCapture.prototype, 'onPackets', 'capture: one batch, listeners included (sync)');
-  wrap(Verifier.prototype, 'verify', 'verify (sync)');
+  wrap(VerifierPool.prototype, 'verify', 'verify: submitted → result (threads or event-loop slices)');
+  wrap(Verifier.prototype, 'verify', 'verify: one packet on the event loop (sync)');
   wrap(ReplayGuard.prototype, 'isFresh', 'replay: isFresh');
   wrap(ReplayGuard.prototype, 'accept', 'replay: accept');
   wrap(PeerLookup.prototype, 'lookup', 'lookup');
@@ -53,7 +55,6 @@ export function instrument(): void {
   wrap(WireGuard.prototype, 'getDevice', 'kernel: getDevice');
   wrap(WireGuard.prototype, 'setDevice', 'kernel: setDevice');
   wrap(WireGuard.prototype, 'removePeers', 'kernel: removePeers');
-  wrap(WireGuard.prototype, 'getPrivateKey', 'kernel: getPrivateKey');
   for (const m of ['getPeer', 'getPeers', 'getLastTimestamp', 'advanceTimestamp', 'putPeer', 'countPeers']) wrap(SqliteStore.prototype, m, `store: ${m} (sync)`);
 }
 

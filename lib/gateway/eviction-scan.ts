@@ -141,8 +141,10 @@ export class EvictionScan {
           if (!table.has(decision.publicKey)) batch.push(decision); // else installed since: its client is there
         }
         if (this.options.stopping?.() === true) return;
-        this.queuedLeft -= end - start; // the kept ones are in the table now, the others about to go
-        if (!(await this.remove(batch))) failed += batch.length;
+        this.queuedLeft -= end - start - batch.length; // the kept ones are in the table now
+        const removed = await this.remove(batch);
+        this.queuedLeft -= batch.length; // out of the kernel now, or left there and counted stale
+        if (!removed) failed += batch.length;
       }
     } finally {
       this.queuedLeft = 0;

@@ -36,7 +36,7 @@ import { VerifierPool, verifierPoolTuning, type VerifierPoolStats, type Verifier
 import type { Address, EvictedEvent, InstalledEvent, RejectedEvent, Resolver, ResolvedPeer, StoredPeer, Store } from './types.js';
 
 /** The WireGuard calls a gateway makes; a `WireGuard` has them all. */
-export type GatewayKernel = Pick<WireGuard, 'getDevice' | 'setDevice' | 'removePeers' | 'getPrivateKey'>;
+export type GatewayKernel = Pick<WireGuard, 'getDevice' | 'setDevice' | 'removePeers'>;
 
 export interface GatewayOptions {
   /** An existing WireGuard interface with a private key and a listen port. */
@@ -153,6 +153,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.dump = new SharedDump(this.kernel, this.interface);
     this.table = new ActivityTable({ idleTimeoutMs: this.idleTimeoutMs, handshakeGraceMs: this.handshakeGraceMs });
     this.metricsState = new GatewayMetrics({
+      kernelPeers: () => this.table.size + this.scanner.queued,
       storePeers: () => this.store.countPeers(),
       capture: () => this.capture?.stats() ?? null,
     });
@@ -176,9 +177,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     });
     this.settler = new Settler({
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, giveUpMs: this.handshakeGraceMs,
-      // No settle dump while a knock may be installing, nor while a scan or the start-up
-      // removal runs: their netlink calls would queue behind it on the one socket.
-      socketBusy: () => this.knocks.size > 0,
+      // No settle dump while installs are queued or going out, nor while a scan or the start-up
+      // removal runs: their netlink calls would queue behind it on the one socket. (Knocks
+      // still being verified do not count: a flood of forged ones must not hold settles off.)
+      socketBusy: () => this.installer.busy,
       evicting: () => this.scanner.busy,
       onSettled: () => this.metricsState.settled(),
       onError: (code, error) => this.report('settle', code, error),
@@ -187,7 +189,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       kernel: this.kernel, dump: this.dump, interfaceName: this.interface, table: this.table,
       batchSize: this.evictBatch,
       onEvicted: (decision) => this.evicted(decision),
-      onScanned: (kernelPeers, stale) => this.metricsState.scanned(kernelPeers, stale),
+      onScanned: (_kernelPeers, stale) => this.metricsState.scanned(stale),
       onError: (code, error) => this.report('evict', code, error),
       stopping: () => this.state === 'stopping' || this.state === 'stopped',
     });
@@ -257,7 +259,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (privateKey === null) throw new GatewayError(`start: interface ${this.interface} has no private key`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       this.publicKeyValue = device.publicKey;
       this.listenPortValue = device.listenPort;
-      // Built before the reconcile, so its threads start and warm up while that runs.
+      // Built before the reconciliation's removals, so its threads start and warm up meanwhile.
       this.verifier = new VerifierPool({
         ...this.verifyTuning, privateKey, seen: this.seen,
         onError: (code, error) => this.report('verify', code, error),
@@ -389,7 +391,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
       for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
     }
-    this.metricsState.setKernelPeers(this.table.size);
     void this.scanner.removeQueued(idle);
   }
 
@@ -427,7 +428,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         }
         this.metricsState.installed(outcome.via, outcome.knockToInstallMs / 1000);
         this.metricsState.installCalls(this.installer.netlinkCalls);
-        this.metricsState.setKernelPeers(this.table.size);
         this.emit('installed', {
           publicKey: outcome.publicKey, source: knock.source, allowedIps: outcome.peer.allowedIps,
           via: outcome.via, knockToInstallMs: outcome.knockToInstallMs,
@@ -436,6 +436,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       }
       case 'in-kernel':
       case 'joined':
+        // An authenticated initiation the kernel answers itself: the client is there, so its
+        // idle clock restarts (a scan decided on an older dump must not cut it).
+        this.table.touch(outcome.publicKey, Date.now());
         this.metricsState.inKernel();
         return;
       case 'rejected':
@@ -456,7 +459,6 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private evictedEvent(publicKey: string, reason: EvictedEvent['reason'], idleSeconds: number | null): void {
     this.metricsState.evicted(reason);
-    this.metricsState.setKernelPeers(this.table.size);
     this.emit('evicted', { publicKey, reason, idleSeconds });
   }
 

@@ -88,6 +88,11 @@ export class Installer {
     this.moreComing = options.moreComing ?? (() => false);
   }
 
+  /** Whether installs are queued, waiting for their flush, or in a `setDevice` call now. */
+  get busy(): boolean {
+    return this.scheduled || this.flushing !== null || this.queue.size > 0;
+  }
+
   /**
    * Queues an install; resolves once the kernel holds the peer or refused it. Two installs of
    * one key before the flush become one, with the later source (its initiation is the newer).

@@ -32,6 +32,8 @@ export interface GatewayStats {
 
 /** Sources of the gauges that are read when scraped rather than pushed. */
 export interface GaugeSources {
+  /** Peers the gateway holds in the kernel: tracked, plus adopted ones still queued for removal. */
+  kernelPeers: () => number;
   storePeers: () => number | Promise<number>;
   capture: () => { kernelDrops: number; queueDrops: number } | null;
 }
@@ -54,12 +56,11 @@ export class GatewayMetrics {
   private readonly installCallsTotal: Counter;
   private readonly evictionsTotal: Counter<'reason'>;
   private readonly errorsTotal: Counter<'code'>;
-  private readonly kernelPeers: Gauge;
   private readonly staleKernelPeers: Gauge;
   private readonly knockToInstall: Histogram;
   private readonly resolverDuration: Histogram<'outcome'>;
 
-  constructor(sources: GaugeSources) {
+  constructor(private readonly sources: GaugeSources) {
     const registers = [this.registry];
     this.initiationsTotal = new Counter({ name: 'jitguard_initiations_total', help: 'Handshake initiations seen (captured or injected).', registers });
     this.rejectedTotal = new Counter({ name: 'jitguard_rejected_initiations_total', help: 'Initiations that did not lead to an install, by reason.', labelNames: ['reason'], registers });
@@ -69,7 +70,10 @@ export class GatewayMetrics {
     this.installCallsTotal = new Counter({ name: 'jitguard_install_netlink_calls_total', help: 'setDevice calls made for installs (coalesced: many peers per call under load).', registers });
     this.evictionsTotal = new Counter({ name: 'jitguard_evictions_total', help: 'Peers removed from the kernel, by reason.', labelNames: ['reason'], registers });
     this.errorsTotal = new Counter({ name: 'jitguard_errors_total', help: 'Errors the gateway reported and survived, by code.', labelNames: ['code'], registers });
-    this.kernelPeers = new Gauge({ name: 'jitguard_kernel_peers', help: 'Peers in the kernel at the last scan or change.', registers });
+    new Gauge({
+      name: 'jitguard_kernel_peers', help: 'Peers in the kernel: those the gateway tracks plus those still queued for removal at start-up.', registers,
+      collect() { this.set(sources.kernelPeers()); },
+    });
     this.staleKernelPeers = new Gauge({ name: 'jitguard_kernel_stale_peers', help: 'Peers in the kernel idle beyond idleTimeout after the last eviction scan (should be 0).', registers });
     new Gauge({
       name: 'jitguard_store_peers', help: 'Peers with a configuration in the store (revoked excluded).', registers,
@@ -140,16 +144,10 @@ export class GatewayMetrics {
     this.evictionsTotal.inc({ reason });
   }
 
-  scanned(kernelPeers: number, stalePeers: number): void {
+  scanned(stalePeers: number): void {
     this.counts.evictionScans++;
-    this.setKernelPeers(kernelPeers);
     this.counts.staleKernelPeers = stalePeers;
     this.staleKernelPeers.set(stalePeers);
-  }
-
-  setKernelPeers(count: number): void {
-    this.counts.kernelPeers = count;
-    this.kernelPeers.set(count);
   }
 
   resolverCall(seconds: number, outcome: 'found' | 'unknown' | 'failed'): void {
@@ -162,6 +160,8 @@ export class GatewayMetrics {
   }
 
   stats(): GatewayStats {
-    return structuredClone(this.counts);
+    const stats = structuredClone(this.counts);
+    stats.kernelPeers = this.sources.kernelPeers();
+    return stats;
   }
 }

@@ -57,10 +57,6 @@ export class FakeKernel {
     };
   }
 
-  async getPrivateKey(): Promise<KeyObject> {
-    return this.privateKey;
-  }
-
   async setDevice(name: string, config: DeviceConfig): Promise<void> {
     this.calls.push({ op: 'set', peers: config.peers?.length ?? 0 });
     await this.wait();
