@@ -55,11 +55,13 @@ if [[ ! -x $maxrss || bench/netlink/maxrss.c -nt $maxrss ]]; then
   mkdir -p .cache/bench
   cc -O2 -Wall -o "$maxrss" bench/netlink/maxrss.c
 fi
-floor=.cache/bench/install-floor
-if [[ ! -x $floor || bench/gateway/install-floor.c -nt $floor ]]; then
-  mkdir -p .cache/bench
-  cc -O2 -Wall -o "$floor" bench/gateway/install-floor.c
-fi
+for anchor in install-floor knock-install; do
+  binary=.cache/bench/$anchor
+  if [[ ! -x $binary || bench/gateway/$anchor.c -nt $binary ]]; then
+    mkdir -p .cache/bench
+    cc -O2 -Wall -o "$binary" "bench/gateway/$anchor.c"
+  fi
+done
 
 # 2. Where the results go: the VM's read-write share (also used when running directly).
 rw=.cache/vm-rw/bench

@@ -56,8 +56,8 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
     `p50 ${ms(jitRow?.seconds)} (p99 ${ms(jitRow?.figures?.p99Seconds)})`, `pre-installed p50 ${ms(pre?.seconds)} (p99 ${ms(pre?.figures?.p99Seconds)})`, 1.5);
   const jitFloor = row(jit, 'c-floor')?.figures?.jitFloorSeconds;
   if (jit && jitFloor !== undefined && pre?.seconds) {
-    ratioGoal('jit-floor', 'The lowest JIT first reply this VM allows (pre-installed + C install floor + two X25519) ≤ 1.5× pre-installed: is the goal reachable here?', '≤ 1.5×', jit.n,
-      jitFloor, pre.seconds, `floor ${ms(jitFloor)} (install ${ms(row(jit, 'c-floor')?.seconds)})`, `pre-installed p50 ${ms(pre.seconds)}`, 1.5);
+    ratioGoal('jit-floor', 'The lowest JIT first reply this VM allows (the C JIT\'s, unauthenticated, + two X25519) ≤ 1.5× pre-installed: is the goal reachable here?', '≤ 1.5×', jit.n,
+      jitFloor, pre.seconds, `floor ${ms(jitFloor)} (C JIT p50 ${ms(row(jit, 'c-jit')?.seconds)}, C install ${ms(row(jit, 'c-floor')?.seconds)})`, `pre-installed p50 ${ms(pre.seconds)}`, 1.5);
   }
 
   const burst = measurement(results, 'burst')?.sizes[0];

@@ -106,6 +106,7 @@ function implementations(): BenchResults['implementations'] {
   return [
     { id: 'jitguard', label: `jitguard ${pkg.version} Gateway`, what: 'the gateway of issue 9: capture → rate limit → verify → replay → store → coalesced install as initiator → settle → evict, over a SqliteStore' },
     { id: 'kernel', label: 'kernel WireGuard alone', what: 'the same work done the push-model way: peers put into the kernel beforehand with wg(8)' },
+    { id: 'c-jit', label: 'C JIT, unauthenticated', what: 'bench/gateway/knock-install.c: sees the initiation on AF_PACKET and installs its (known) key as initiator at once, verifying nothing: the fastest JIT any user-space process can make' },
     { id: 'c-floor', label: 'C one-peer SET', what: 'bench/gateway/install-floor.c: the gateway\'s install as one netlink message from a long-running C process, the system-call floor of any install' },
     { id: 'idle', label: 'idle gateway', what: 'the gateway process with nothing to do (its timers): subtracted from CPU figures' },
   ];

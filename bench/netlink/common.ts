@@ -30,6 +30,8 @@ export const SCRATCH = process.env.JITGUARD_BENCH_SCRATCH ?? '/tmp/jitguard-benc
 export const MAXRSS = process.env.JITGUARD_BENCH_MAXRSS ?? join(ROOT_DIR, '.cache/bench/maxrss');
 /** bench/gateway/install-floor.c, built by bench/run.sh: one-peer SETs from C, the system-call floor. */
 export const INSTALL_FLOOR = join(ROOT_DIR, '.cache/bench/install-floor');
+/** bench/gateway/knock-install.c, built by bench/run.sh: the fastest JIT install from C, unauthenticated. */
+export const KNOCK_INSTALL = join(ROOT_DIR, '.cache/bench/knock-install');
 export const INTERFACE = 'wg0';
 const TRACE = Boolean(process.env.JITGUARD_BENCH_TRACE);
 
