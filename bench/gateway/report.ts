@@ -214,6 +214,8 @@ function scenarioTable(results: BenchResults, m: GatewayMeasurementResult): stri
 export interface Companions {
   parts?: { run: BenchResults; link: string };
   verify?: { optimised: Record<string, number>; interpreted: Record<string, number>; link: string };
+  /** bench/gateway/verify-spaced.ts in the VM: a lone verification against one in a row. */
+  spaced?: { loneUnwrapMs: number; inRowUnwrapMs: number; stepsMs: Array<{ step: string; lone: number; inRow: number }>; link: string };
 }
 
 function partsOf(c: Companions, id: string): Record<string, Part> | undefined {
@@ -237,7 +239,7 @@ const partMax = (p: Record<string, Part> | undefined, name: string) => (p?.[name
 const partCalls = (p: Record<string, Part> | undefined, name: string) => num(p?.[name]?.calls);
 const us = (v: number | undefined) => (v === undefined ? '—' : ms(v / 1e6));
 
-const VERIFY = 'verify (sync)';
+const VERIFY = 'verify: one packet on the event loop (sync)';
 const BATCH = 'capture: one batch, listeners included (sync)';
 const HMAC_JS = 'HMAC-BLAKE2s with its key set up, lib/noise (JS)';
 const HMAC_NATIVE = 'HMAC-BLAKE2s with its key set up, node:crypto (native)';
@@ -256,25 +258,20 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     const size = measurement(results, 'jit-latency')?.sizes[0];
     const jit = row(size, 'jitguard');
     const pre = row(size, 'kernel');
+    const cjit = row(size, 'c-jit');
+    const floorRow = row(size, 'c-floor');
+    const floor = floorRow?.figures?.jitFloorSeconds;
     const knock = jit?.figures?.knockToInstallP50Seconds;
     const p = partsOf(c, 'jit-latency');
-    const hot = partMean(partsOf(c, 'burst'), VERIFY);
-    const cold = partMean(p, VERIFY);
-    const flush = partMean(p, 'install: one flush (setDevice and retries)');
-    const store = [partMean(p, 'replay: isFresh'), partMean(p, 'lookup'), partMean(p, 'replay: accept')];
-    // With (1) and (2) below: the pre-installed path plus the gateway's path with a hot verification, all from the instrumented run.
-    const partsPre = c.parts ? row(measurement(c.parts.run, 'jit-latency')?.sizes[0], 'kernel')?.seconds : undefined;
-    const storeSum = store.every((x) => x !== undefined) ? store.reduce((a, b) => a! + b!, 0)! : undefined;
-    const projected = partsPre !== undefined && hot !== undefined && flush !== undefined && storeSum !== undefined ? partsPre + hot + storeSum + flush : undefined;
-    const setMean = partMean(p, 'kernel: setDevice');
-    const v = c.verify;
+    const sp = c.spaced;
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '—');
+    const steps = sp ? sp.stepsMs.slice().sort((a, b) => b.lone - a.lone).slice(0, 3).map((s) => `${s.step} ${ms(s.lone / 1000)} (${ms(s.inRow / 1000)} in a row)`).join(', ') : '';
     return (
-      `Of the JIT p50 (${ms(jit?.seconds)}), ${ms(knock)} is the gateway's own knock → install (from the capture's kernel timestamp of the client's initiation to \`setDevice\` returning); the remaining ${ms(jit && knock !== undefined ? jit.seconds! - knock : undefined)} is the kernel's part — it initiates back, the client answers, the held ping goes out — about what the whole pre-installed path takes (${ms(pre?.seconds)}). The gap is the gateway's processing. ` +
-      `Per knock in the instrumented run: verification ${ms(cold)}, the install's flush (a one-peer \`setDevice\`) ${ms(flush)}, store and lookup ${store.every((x) => x !== undefined) ? ms(store.reduce((a, b) => a! + b!, 0)) : '—'}. ` +
-      `The verification is cold — one every second or two never keeps V8's optimised code — and cost ${cold !== undefined && hot !== undefined ? `${(cold / hot).toFixed(1)}×` : '—'} a verification in the burst (${ms(hot)}, hot). In a profiled run (node --cpu-prof, same VM image) its largest part was lib/noise's JavaScript BLAKE2s (~40%: the KDF's HMACs and hashes), then the two DH with their JWK key imports (~27%) and the AEAD opens (~16%). ` +
-      'What would close it: (1) hand the captured initiation itself to the kernel once the peer is installed (sent to the interface\'s port from the client\'s address, so the kernel answers it as it answers a pre-installed peer\'s) instead of having the kernel initiate back — one handshake instead of two; ' +
-      `(2) native BLAKE2s for the KDF: interpreted (\`node --no-opt --no-sparkplug\`, which is how rarely-run code runs) one HMAC-BLAKE2s costs ${us(v?.interpreted[HMAC_JS])} in lib/noise's JavaScript and ${us(v?.interpreted[HMAC_NATIVE])} through node:crypto's \`createHmac('blake2s256')\`, while optimised they are about equal (${us(v?.optimised[HMAC_JS])} and ${us(v?.optimised[HMAC_NATIVE])}); mac1's keyed BLAKE2s-128 stays in JavaScript (node:crypto has none) and a few verifications at start-up would warm it; ` +
-      `(3) with (1) and (2) the knock would cost the pre-installed path plus a hot verification, store and install — in the instrumented run ${ms(partsPre)} + ${ms(hot)} + ${ms(storeSum)} + ${ms(flush)} = ${ms(projected)}, ${projected !== undefined && partsPre ? `${(projected / partsPre).toFixed(1)}×` : '—'} its pre-installed p50 — and the one-peer install then dominates. Its mean here (${ms(flush)}; ${ms(setMean)} for the kernel call alone, over all sets including settles) is ~3× the 5.5 ms p50 the netlink bench measured for one single-peer set in a quiet process, so what the install waits on (the setImmediate turn, the one netlink exchange queue, the kernel's keepalive work item on the same 2 vCPUs) needs its own measurement before a fix can be named. Natively a verification is ~117 µs (bench/noise.ts), so the budget is far larger there.`
+      `No JIT gateway meets this goal in this VM. The C JIT of the same run — it verifies nothing, looks nothing up, and sends its C install the moment the initiation reaches its AF_PACKET socket — got its first reply at p50 ${ms(cjit?.seconds)}, ${ratio(cjit?.seconds, pre?.seconds)} the pre-installed ${ms(pre?.seconds)}: the role reversal alone (the kernel initiates back, and the client may send only after the keepalive that confirms its session as responder: one more message each way and four more X25519 than the push model's one response, plus the capture wake-up and the install) costs more than the goal's 50%. With the two X25519 any verification needs, the floor is ${ms(floor)} (${ratio(floor, pre?.seconds)}, the row above). ` +
+      `jitguard's p50 is ${ratio(jit?.seconds, cjit?.seconds)} the C JIT's; its knock → install p50 is ${ms(knock)} against ${ms(floorRow?.seconds)} for the C install alone, so the difference is the gateway's own knock path. ` +
+      (sp ? `In this VM that path runs cold: bench/gateway/verify-spaced.ts ([${sp.link}](${sp.link})) measured one \`Responder.unwrap\` every 300 ms at ${ms(sp.loneUnwrapMs / 1000)} against ${ms(sp.inRowUnwrapMs / 1000)} back to back (${(sp.loneUnwrapMs / sp.inRowUnwrapMs).toFixed(1)}×), spread over every step rather than in one (largest: ${steps}): each native call's first touch of its pages after other work goes through QEMU's software TLB. ` : '') +
+      (p ? `In the instrumented run a knock's verification took ${ms(partMean(p, 'verify: submitted → result (threads or event-loop slices)'))} on average, its install flush ${ms(partMean(p, 'install: one flush (setDevice and retries)'))} (\`setDevice\` ${ms(partMean(p, 'kernel: setDevice'))} over all sets, settles included), the capture wake-up ${ms(partMean(p, BATCH))}. ` : '') +
+      'What would close the rest: a leaner one-peer install (issue 11: the single install against the C floor), and fewer native calls per verification; natively a lone verification is ~0.6 ms and the C floor ~0.1 ms, where the whole gap is a few milliseconds.'
     );
   },
   burst(results, c) {
@@ -417,6 +414,7 @@ function plotPanels(results: BenchResults): Panel[] {
       series: [
         { label: 'JIT', color: COLORS.jitguard!, points: jit.series.jit!.map((p) => ({ x: p.t, y: p.value })) },
         { label: 'installed beforehand', color: COLORS.wg!, points: jit.series.preinstalled!.map((p) => ({ x: p.t, y: p.value })) },
+        ...(jit.series['c-jit'] ? [{ label: 'C JIT, unauthenticated', color: COLORS.floor!, points: jit.series['c-jit'].map((p) => ({ x: p.t, y: p.value })) }] : []),
       ],
     });
   }
@@ -447,6 +445,8 @@ function companions(resultsFile: string, from: string): Companions {
     const v = JSON.parse(readFileSync(verify, 'utf8')) as { optimised: { microsecondsPerOp: Record<string, number> }; interpreted: { microsecondsPerOp: Record<string, number> } };
     c.verify = { optimised: v.optimised.microsecondsPerOp, interpreted: v.interpreted.microsecondsPerOp, link: relative(from, verify) };
   }
+  const spaced = beside('verify-spaced');
+  if (existsSync(spaced)) c.spaced = { ...(JSON.parse(readFileSync(spaced, 'utf8')) as Omit<NonNullable<Companions['spaced']>, 'link'>), link: relative(from, spaced) };
   return c;
 }
 

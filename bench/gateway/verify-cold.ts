@@ -16,7 +16,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hash2Into, HmacBlake2s, kdfInto } from '../../lib/noise/blake2s.js';
-import { hashInto, kdf1Into, kdf2Into } from '../../lib/noise/kdf.js';
+import { hashInto, kdf1Into, kdf2Into } from './native-kdf.js';
 import { Responder } from '../../lib/noise/responder.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

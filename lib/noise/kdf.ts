@@ -1,33 +1,33 @@
 /**
- * The handshake's HASH and KDF through node:crypto's BLAKE2s-256 (OpenSSL), WireGuard paper §5.4:
- * `HASH(input) = BLAKE2s(input, 32)`, `HMAC(key, input) = HMAC-BLAKE2s(key, input, 32)`, and
- * `KDF_n(key, input)`: τ0 = HMAC(key, input), τ1 = HMAC(τ0, 0x1), τi = HMAC(τ0, τi−1 ‖ i).
+ * The handshake's HASH and KDF, WireGuard paper §5.4: `HASH(input) = BLAKE2s(input, 32)`,
+ * `HMAC(key, input) = HMAC-BLAKE2s(key, input, 32)`, and `KDF_n(key, input)`: τ0 = HMAC(key,
+ * input), τ1 = HMAC(τ0, 0x1), τi = HMAC(τ0, τi−1 ‖ i), over lib/noise/blake2s.ts's JavaScript
+ * BLAKE2s.
  *
- * Why native and not lib/noise/blake2s.ts's JavaScript: a gateway verifies one initiation every
- * second or two, and V8 never keeps code that runs that rarely optimised. Interpreted
- * (`node --no-opt --no-sparkplug`), a KDF2 cost 204 µs in our JavaScript and 16 µs here, a HASH
- * 29 µs and 4 µs; optimised, ours is faster (5.6 µs and 0.7 µs against 11.7 µs and 3 µs: the
- * native calls' fixed cost), but per verification that is ~20 µs out of ~120 µs, while cold it
- * saves ~0.7 ms (bench/gateway/verify-cold.ts; figures in bench/results/). mac1's keyed
- * BLAKE2s-128 stays in JavaScript: node:crypto has no keyed BLAKE2s.
+ * Why JavaScript and not node:crypto's BLAKE2s-256 (OpenSSL): a verification's HASH and KDF
+ * cost, per bench/gateway/verify-spaced.ts (bench/results/gateway-verify-spaced-*.json), on this
+ * project's host 0.08 ms in JavaScript against 0.19 ms through `createHash`/`createHmac` when
+ * the verification runs alone (one every 300 ms, as a gateway's knocks do), and 0.015 against
+ * 0.030 ms back to back; in the TCG test VM 0.99 against 2.05 ms alone and 0.22 against 0.69 ms
+ * back to back. Each node:crypto call creates an OpenSSL context; ours reuse two prepared HMAC
+ * states. (Interpreted, `node --no-opt --no-sparkplug`, ours is slower: bench/gateway/verify-cold.ts.
+ * The verifier warms it up at start, lib/noise/warm-up.ts.)
  *
- * Secrets: OpenSSL copies the key into its HMAC state and clears that state when it is freed;
- * every Buffer node:crypto hands back here (τ0, τ1, τ2, digests) is zeroed before returning.
+ * Secrets: the HMAC states and τ0 are module scratch, wiped before every function returns.
+ * One module instance per thread, and no function here yields, so calls never interleave.
  *
  * @module
  */
 
-import { createHash, createHmac } from 'node:crypto';
+import { hash2Into, HmacBlake2s, kdfInto } from './blake2s.js';
 
-const ONE = Uint8Array.of(1);
-const TWO = Uint8Array.of(2);
+const keyed = new HmacBlake2s();
+const tmp = new HmacBlake2s();
+const tau0 = new Uint8Array(32);
 
 /** `HASH(a ‖ b)` without concatenating; writes 32 bytes into `out` (which may be `a` or `b`). */
 export function hashInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Array {
-  const digest = createHash('blake2s256').update(a).update(b).digest();
-  out.set(digest);
-  digest.fill(0);
-  return out;
+  return hash2Into(out, a, b);
 }
 
 /**
@@ -35,11 +35,13 @@ export function hashInto(out: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Ar
  * `out1` may be `key`.
  */
 export function kdf1Into(key: Uint8Array, src: Uint8Array, off: number, len: number, out1: Uint8Array): void {
-  const tau0 = createHmac('blake2s256', key).update(src.subarray(off, off + len)).digest();
-  const tau1 = createHmac('blake2s256', tau0).update(ONE).digest();
-  tau0.fill(0);
-  out1.set(tau1);
-  tau1.fill(0);
+  try {
+    keyed.setKey(key);
+    kdfInto(keyed, tmp, tau0, src, off, len, out1);
+  } finally {
+    keyed.wipe();
+    tau0.fill(0);
+  }
 }
 
 /**
@@ -47,12 +49,11 @@ export function kdf1Into(key: Uint8Array, src: Uint8Array, off: number, len: num
  * `src[off .. off+len)`. `out1` may be `key`.
  */
 export function kdf2Into(key: Uint8Array, src: Uint8Array, off: number, len: number, out1: Uint8Array, out2: Uint8Array): void {
-  const tau0 = createHmac('blake2s256', key).update(src.subarray(off, off + len)).digest();
-  const tau1 = createHmac('blake2s256', tau0).update(ONE).digest();
-  const tau2 = createHmac('blake2s256', tau0).update(tau1).update(TWO).digest();
-  tau0.fill(0);
-  out1.set(tau1);
-  out2.set(tau2);
-  tau1.fill(0);
-  tau2.fill(0);
+  try {
+    keyed.setKey(key);
+    kdfInto(keyed, tmp, tau0, src, off, len, out1, out2);
+  } finally {
+    keyed.wipe();
+    tau0.fill(0);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * lib/noise/kdf.ts (the responder's HASH and KDF through node:crypto) against the noble-only
+ * lib/noise/kdf.ts (the responder's HASH and KDF) against the noble-only
  * reference and lib/noise/blake2s.ts's JavaScript; the precheck the pool runs on the event loop;
  * the synthetic initiations and the warm-up built on them.
  */
