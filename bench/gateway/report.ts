@@ -241,12 +241,6 @@ const us = (v: number | undefined) => (v === undefined ? '—' : ms(v / 1e6));
 
 const VERIFY = 'verify: one packet on the event loop (sync)';
 const BATCH = 'capture: one batch, listeners included (sync)';
-const HMAC_JS = 'HMAC-BLAKE2s with its key set up, lib/noise (JS)';
-const HMAC_NATIVE = 'HMAC-BLAKE2s with its key set up, node:crypto (native)';
-const DH_READY = 'X25519, KeyObject ready (the floor)';
-const DH_JWK = 'X25519, public key imported as JWK';
-const DH_WEB_ONE = 'X25519 via WebCrypto raw import, one at a time';
-const DH_WEB_64 = 'X25519 via WebCrypto raw import, 64 in flight (per op)';
 
 /**
  * Where the time goes for each goal this run missed, and what would close it. Figures come from
@@ -265,7 +259,7 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     const p = partsOf(c, 'jit-latency');
     const sp = c.spaced;
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '—');
-    const steps = sp ? sp.stepsMs.slice().sort((a, b) => b.lone - a.lone).slice(0, 3).map((s) => `${s.step} ${ms(s.lone / 1000)} (${ms(s.inRow / 1000)} in a row)`).join(', ') : '';
+    const steps = sp ? sp.stepsMs.filter((x) => !x.step.includes('node:crypto')).sort((a, b) => b.lone - a.lone).slice(0, 3).map((s) => `${s.step} ${ms(s.lone / 1000)} (${ms(s.inRow / 1000)} in a row)`).join(', ') : '';
     return (
       `No JIT gateway meets this goal in this VM. The C JIT of the same run — it verifies nothing, looks nothing up, and sends its C install the moment the initiation reaches its AF_PACKET socket — got its first reply at p50 ${ms(cjit?.seconds)}, ${ratio(cjit?.seconds, pre?.seconds)} the pre-installed ${ms(pre?.seconds)}: the role reversal alone (the kernel initiates back, and the client may send only after the keepalive that confirms its session as responder: one more message each way and four more X25519 than the push model's one response, plus the capture wake-up and the install) costs more than the goal's 50%. With the two X25519 any verification needs, the floor is ${ms(floor)} (${ratio(floor, pre?.seconds)}, the row above). ` +
       `jitguard's p50 is ${ratio(jit?.seconds, cjit?.seconds)} the C JIT's; its knock → install p50 is ${ms(knock)} against ${ms(floorRow?.seconds)} for the C install alone, so the difference is the gateway's own knock path. ` +
@@ -279,16 +273,18 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     const b = row(size, 'jitguard');
     const floor = row(size, 'kernel');
     const f = b?.figures ?? {};
-    const p = partsOf(c, 'burst');
-    const v = c.verify;
     const n = size?.n ?? 0;
-    const dhSeconds = v?.optimised[DH_JWK] !== undefined ? (n * 2 * v.optimised[DH_JWK]!) / 1e6 : undefined;
+    const p = partsOf(c, 'burst');
+    const sp = c.spaced;
+    const dh = row(measurement(results, 'jit-latency')?.sizes[0], 'c-floor')?.figures?.x25519Seconds;
+    const perClient = f.gatewayCpuSeconds !== undefined && n ? f.gatewayCpuSeconds / n : undefined;
     return (
-      `All ${formatN(n)} initiations were captured by ${ms(f.lastArrivalSeconds)} after the first was sent (no drops); the first install returned at ${ms(f.firstInstallSeconds)}, the last at ${ms(b?.seconds)}, in ${num(f.installNetlinkCalls)} \`setDevice\` calls. The gateway process used ${ms(f.gatewayCpuSeconds)} of CPU and the whole VM ${ms(f.machineBusySeconds)} of the ${ms((f.machineBusySeconds ?? NaN) + (f.machineIdleSeconds ?? NaN))} its 2 vCPUs had: the run is CPU-bound. ` +
-      `Every initiation is verified on the event loop, up to 64 per capture wake-up, before any of them goes on to the store and the installer (instrumented run: verification ${ms(partTotal(p, VERIFY))} for ${partCalls(p, VERIFY)} packets, wake-ups of ${ms(partMean(p, BATCH))} on average and up to ${ms(partMax(p, BATCH))}), and installs go out only between wake-ups: the staircase in the plot. ` +
-      `Meanwhile the settle stage dumps the whole device every 200 ms while any installed peer awaits its handshake (${partCalls(p, 'kernel: getDevice')} dumps, ${ms(partTotal(p, 'kernel: getDevice'))}), and installs queue behind those dumps on the one netlink socket (\`setDevice\`: ${ms(partTotal(p, 'kernel: setDevice'))} over ${partCalls(p, 'kernel: setDevice')} calls, mostly waiting). ` +
-      `The floor is one DH per peer in the kernel (${ms(floor?.seconds)} for all); the JIT path needs two per client in the gateway — at ${us(v?.optimised[DH_JWK])} each with the key import (${us(v?.optimised[DH_READY])} with a ready key), ${ms(dhSeconds)} of one vCPU for the ${formatN(n)}, ${dhSeconds !== undefined && floor?.seconds ? `${(dhSeconds / floor.seconds).toFixed(1)}×` : '—'} the floor before any hashing — plus the kernel's own peer creation and one handshake initiation per installed peer, on the same 2 vCPUs: no verification strategy reaches 1.5× in this VM. ` +
-      `What would close it where cores are many: verification off the event loop and on several cores, a worker pool running \`Responder.unwrap\` on each capture wake-up's batch (one thread hop per batch) — WebCrypto's X25519 is not the way, it measured ${us(v?.optimised[DH_WEB_ONE])} one at a time and ${us(v?.optimised[DH_WEB_64])} per derivation with 64 in flight; a verification closer to its two DH (${ms(partMean(p, VERIFY))} measured against ${v?.optimised[DH_JWK] !== undefined ? ms((2 * v.optimised[DH_JWK]!) / 1e6) : '—'} for the DH); and a settle stage that takes its handshake check from a dump that happens anyway (the eviction scan) or waits while installs are queued, so that no full dump competes with a burst.`
+      `All ${formatN(n)} initiations were captured by ${ms(f.lastArrivalSeconds)} after the first was sent, with no drops; the first install returned at ${ms(f.firstInstallSeconds)}, the last at ${ms(b?.seconds)}, in ${num(f.installNetlinkCalls)} \`setDevice\` calls. ` +
+      `The run is CPU-bound: the gateway process used ${ms(f.gatewayCpuSeconds)} of CPU (${ms(perClient)} a client), the whole VM ${ms(f.machineBusySeconds)} of the ${ms((f.machineBusySeconds ?? NaN) + (f.machineIdleSeconds ?? NaN))} its 2 vCPUs had. ` +
+      `On 2 CPUs the gateway verifies on the event loop (\`verify.threads\` defaults to 0 there), in slices of 5 ms: ${sp ? `a verification costs ${ms(sp.inRowUnwrapMs / 1000)} back to back in this VM (bench/gateway/verify-spaced.ts), ` : ''}${dh !== undefined ? `of which the two X25519 are ${ms(2 * dh)}, ` : ''}and each also reads and writes the store (replay state) and queues an install, while the kernel creates each peer and initiates to it on the same 2 vCPUs. ` +
+      (p ? `In the instrumented run: verification ${ms(partTotal(p, VERIFY))} for ${partCalls(p, VERIFY)} packets (${ms(partMean(p, VERIFY))} each: verifications interleaved with other work run colder than back to back), settle ${partCalls(p, 'settle: one round')} rounds (${ms(partTotal(p, 'settle: one round'))}), ${partCalls(p, 'kernel: getDevice')} dumps (${ms(partTotal(p, 'kernel: getDevice'))}), \`setDevice\` ${ms(partTotal(p, 'kernel: setDevice'))} over ${partCalls(p, 'kernel: setDevice')} calls. ` : '') +
+      `The floor loads ${formatN(n)} peers in one process with one DH each; no JIT gateway here can do less than that plus two X25519 a client in user space and the kernel's initiation to each peer. ` +
+      `What would close the gap to that: verification that costs its two DH and little else (${sp && dh !== undefined ? `here the rest of a back-to-back verification is ${((sp.inRowUnwrapMs / 1000 - 2 * dh) / (2 * dh)).toFixed(1)}× the DH` : 'in this VM the rest of a verification costs more than the DH'}, and interleaved with the rest of the pipeline it runs colder still), verification on more cores where there are more than two, and no settle dump while a burst is being verified.`
     );
   },
   'switchover-client'(results, c) {
@@ -296,23 +292,18 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     const s = size?.rows.find((r) => r.impl === 'jitguard')?.figures ?? {};
     const p = partsOf(c, 'switchover');
     return (
-      `start() took ${ms(s.startToReadySeconds)} on the interface of ${formatN(size?.n ?? 0)} peers (instrumented run: a full dump and decode ${ms(partMean(p, 'kernel: getDevice'))} on average; getPrivateKey, which dumps and decodes every peer again to read one key, ${ms(partTotal(p, 'kernel: getPrivateKey'))}; the reconcile's ${partCalls(p, 'store: getPeers (sync)')} store reads ${ms(partTotal(p, 'store: getPeers (sync)'))}), and the event loop stalled up to ${num(s.maxStallDuringStartMs)} ms: a dump is decoded in one synchronous pass over every peer. ` +
-      `The first client connected as start() resolved and got its first reply ${ms(s.client1FirstReplySeconds)} later, after its own 5 s retry: the first eviction scan began at once with another full dump, and its decode and \`observe\` (${ms(partMax(p, 'evict: observe a dump (sync)'))} in one piece) held the event loop (${num(s.maxStallAfterReadyMs)} ms), so the capture's wake-up holding that initiation waited. The second client, connected while peers were being removed, got its reply in ${ms(s.client2FirstReplySeconds)}. ` +
-      `Removing the ${formatN(size?.n ?? 0)} idle peers ran from ${ms(s.firstEvictionSeconds)} to ${ms(s.lastEvictionSeconds)}, in ${partCalls(p, 'kernel: removePeers')} removePeers calls of 256 (${ms(partMean(p, 'kernel: removePeers'))} each on average: the kernel's per-peer synchronize_net(); the longest, ${ms(partMax(p, 'kernel: removePeers'))}, waited behind a settle dump). ` +
-      'What would close it: read the private key in the same dump as the device (one dump at start, not two); give the reconcile\'s dump to the first scan instead of dumping again, or remove in the reconcile itself the adopted peers that never handshaked (they hold no session); decode dumps, and run `observe`, in slices between event-loop turns; and keep settle from dumping a huge interface for one new client (take the handshake from the next scan).'
+      `start() took ${ms(s.startToReadySeconds)} on the interface of ${formatN(size?.n ?? 0)} peers (one dump, decoded and reconciled in slices), the first client got its first reply ${ms(s.client1FirstReplySeconds)} after connecting at ready and the second ${ms(s.client2FirstReplySeconds)} during the removal, which ran from ${ms(s.firstEvictionSeconds)} to ${ms(s.lastEvictionSeconds)}` +
+      (p ? ` (${partCalls(p, 'kernel: removePeers')} removePeers calls, ${ms(partMean(p, 'kernel: removePeers'))} each on average: the kernel's synchronize_net() per peer)` : '') + '.'
     );
   },
   stall(results, c) {
-    const flood = measurement(results, 'flood')?.sizes[0];
-    const forged = flood?.rows.find((r) => r.notes?.[0] === 'forged');
-    const sw = measurement(results, 'switchover')?.sizes[0]?.rows.find((r) => r.impl === 'jitguard');
-    const burst = partsOf(c, 'burst');
-    const reboot = partsOf(c, 'reboot');
+    const worst = results.measurements.map((m) => `${m.id} ${num(Math.max(...m.sizes.flatMap((s) => s.rows.map((r) => (r.impl === 'jitguard' ? r.figures?.maxStallMs ?? -1 : -1)))))} ms`).join(', ');
+    const p = partsOf(c, 'jit-latency');
     return (
-      `Three sources, measured: (1) a capture wake-up delivers up to 64 initiations and verifies each synchronously inside it — under the forged flood 64 × ${us(forged?.figures?.cpuMicrosPerPacket)} (longest stall ${num(forged?.figures?.maxStallMs)} ms), in the instrumented burst wake-ups of ${ms(partMean(burst, BATCH))} on average, up to ${ms(partMax(burst, BATCH))}; ` +
-      `(2) a dump is decoded in one synchronous pass, and the eviction scan's \`observe\` is one loop over every peer: the switchover's ${num(sw?.figures?.maxStallMs)} ms, and the settle dumps during a burst; ` +
-      `(3) the first verification of a fresh process runs cold: in the instrumented reboot runs it took ${ms(partMax(reboot, VERIFY))} and its wake-up ${ms(partMax(reboot, BATCH))}, most of the reboot scenario's stall. The JIT scenario's longest stall (${num(measurement(results, 'jit-latency')?.sizes[0]?.rows.find((r) => r.impl === 'jitguard')?.figures?.maxStallMs)} ms) is longer than any part measured there (its longest wake-up ${ms(partMax(partsOf(c, 'jit-latency'), BATCH))} in the instrumented run), so some of it lies outside the gateway's code: garbage collection, V8's compiler, or the VM's vCPU not being scheduled on the shared host. ` +
-      'What would close it: a time budget per capture wake-up (verify until ~5 ms have passed, continue on the next turn; the socket buffer holds the rest), or verification off the event loop altogether (the worker pool of the burst); dumps decoded and observed in slices; native BLAKE2s for the KDF and a warm-up at start. Natively these are ~10–50× smaller (a verification is ~117 µs, a full wake-up ~7.5 ms), but a 10^5-peer decode would still stall for hundreds of milliseconds.'
+      `Longest stalls: ${worst}. Verification runs in slices of 5 ms and dumps are decoded, observed and wiped in ~8 ms slices, so none of those is a single long piece of the gateway's own code any more; ` +
+      (p ? `the longest synchronous parts in the instrumented JIT run were the capture wake-up (${ms(partMax(p, BATCH))}) and one verification (${ms(partMax(p, VERIFY))}: a lone verification runs cold). ` : '') +
+      'The stalls left are longer than any part measured, so they lie mostly outside the gateway\'s code: garbage collection of a heap that a 10^5-peer dump or a 10^6-row store read fills (hundreds of ms for a major collection under TCG), V8 compiling, the addon copying large netlink replies on the event loop, and the VM\'s vCPUs not being scheduled on a shared 2-CPU host. ' +
+      'What would close it: fewer and smaller allocations per peer in dumps and store reads (keys as bytes, not strings), replies handed over per datagram instead of copied at the end, and a measurement of each with `--trace-gc` in the VM before changing code.'
     );
   },
 };
@@ -341,7 +332,7 @@ export function renderSection(results: BenchResults, svgLink: string, resultsLin
     lines.push('#### Where the time goes in the missed goals, and what would close them', '');
     const sources = [
       c.parts ? `an instrumented run of the same scenarios ([${c.parts.link}](${c.parts.link}), \`JITGUARD_BENCH_PARTS=1\`; its parts are shown under each scenario below)` : '',
-      c.verify ? `the verification's parts and their alternatives ([${c.verify.link}](${c.verify.link}), bench/gateway/verify-alternatives.ts, optimised and with \`node --no-opt --no-sparkplug\`)` : '',
+      c.spaced ? `a verification alone against one back to back, step by step ([${c.spaced.link}](${c.spaced.link}), bench/gateway/verify-spaced.ts)` : '',
     ].filter(Boolean);
     if (sources.length) lines.push(`Besides this run's figures, the texts use ${sources.join(' and ')}, each measured in the same VM image in a separate run.`, '');
     for (const g of missed) lines.push(`- **${g.text}** — ${CLOSING[g.id]!(results, c)}`);
