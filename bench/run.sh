@@ -57,7 +57,7 @@ if [[ ! -x $maxrss || bench/netlink/maxrss.c -nt $maxrss ]]; then
 fi
 for anchor in install-floor knock-install; do
   binary=.cache/bench/$anchor
-  if [[ ! -x $binary || bench/gateway/$anchor.c -nt $binary ]]; then
+  if [[ ! -x $binary || bench/gateway/$anchor.c -nt $binary || bench/gateway/genl-message.h -nt $binary ]]; then
     mkdir -p .cache/bench
     cc -O2 -Wall -o "$binary" "bench/gateway/$anchor.c"
   fi

@@ -37,64 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ALIGN4(n) (((n) + 3u) & ~3u)
+#include "genl-message.h"
+
 #define INITIATION_LENGTH 148
-
-struct message {
-  unsigned char buf[512];
-  size_t len;
-};
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static struct nlattr *put(struct message *m, uint16_t type, const void *data, size_t len) {
-  struct nlattr *a = (struct nlattr *)(m->buf + m->len);
-  a->nla_type = type;
-  a->nla_len = (uint16_t)(NLA_HDRLEN + len);
-  if (len) memcpy((unsigned char *)a + NLA_HDRLEN, data, len);
-  m->len += ALIGN4(NLA_HDRLEN + len);
-  return a;
-}
-
-static void end(struct message *m, struct nlattr *a) {
-  a->nla_len = (uint16_t)((m->buf + m->len) - (unsigned char *)a);
-}
-
-static void header(struct message *m, uint16_t family, uint8_t cmd, uint32_t seq) {
-  memset(m->buf, 0, sizeof(m->buf));
-  struct nlmsghdr *h = (struct nlmsghdr *)m->buf;
-  h->nlmsg_type = family;
-  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  h->nlmsg_seq = seq;
-  struct genlmsghdr *g = (struct genlmsghdr *)(m->buf + NLMSG_HDRLEN);
-  g->cmd = cmd;
-  g->version = 1;
-  m->len = NLMSG_HDRLEN + GENL_HDRLEN;
-}
-
-/* Sends the message and reads until its ack; returns the kernel's errno (0: done). */
-static int exchange(int fd, struct message *m, uint16_t *family_out) {
-  static unsigned char reply[8192];
-  ((struct nlmsghdr *)m->buf)->nlmsg_len = (uint32_t)m->len;
-  if (send(fd, m->buf, m->len, 0) < 0) die("send");
-  for (;;) {
-    ssize_t n = recv(fd, reply, sizeof(reply), 0);
-    if (n < 0) die("recv");
-    for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_ERROR) return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
-      if (family_out && h->nlmsg_type == GENL_ID_CTRL) {
-        struct nlattr *a = (struct nlattr *)((unsigned char *)NLMSG_DATA(h) + GENL_HDRLEN);
-        int left = (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
-        for (; left >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN; left -= ALIGN4(a->nla_len), a = (struct nlattr *)((unsigned char *)a + ALIGN4(a->nla_len))) {
-          if (a->nla_type == CTRL_ATTR_FAMILY_ID) memcpy(family_out, (unsigned char *)a + NLA_HDRLEN, 2);
-        }
-      }
-    }
-  }
-}
 
 static int hex_key(const char *hex, unsigned char key[32]) {
   for (int i = 0; i < 32; i++) {
@@ -110,23 +55,15 @@ static void install_message(struct message *m, uint16_t family, uint32_t seq, co
                             const struct sockaddr_in *endpoint, struct in_addr allowed) {
   header(m, family, WG_CMD_SET_DEVICE, seq);
   put(m, WGDEVICE_A_IFNAME, ifname, strlen(ifname) + 1);
-  struct nlattr *peers = put(m, WGDEVICE_A_PEERS | NLA_F_NESTED, NULL, 0);
-  struct nlattr *peer = put(m, NLA_F_NESTED, NULL, 0);
+  struct nlattr *peers = nest(m, WGDEVICE_A_PEERS);
+  struct nlattr *peer = nest(m, 0);
   put(m, WGPEER_A_PUBLIC_KEY, key, 32);
   uint32_t flags = WGPEER_F_REPLACE_ALLOWEDIPS;
   put(m, WGPEER_A_FLAGS, &flags, sizeof(flags));
   put(m, WGPEER_A_ENDPOINT, endpoint, sizeof(*endpoint));
   uint16_t interval = 25;
   put(m, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, &interval, sizeof(interval));
-  struct nlattr *ips = put(m, WGPEER_A_ALLOWEDIPS | NLA_F_NESTED, NULL, 0);
-  struct nlattr *ip = put(m, NLA_F_NESTED, NULL, 0);
-  uint16_t af = AF_INET;
-  uint8_t cidr = 32;
-  put(m, WGALLOWEDIP_A_FAMILY, &af, sizeof(af));
-  put(m, WGALLOWEDIP_A_IPADDR, &allowed, sizeof(allowed));
-  put(m, WGALLOWEDIP_A_CIDR_MASK, &cidr, sizeof(cidr));
-  end(m, ip);
-  end(m, ips);
+  put_allowed_ipv4(m, allowed.s_addr);
   end(m, peer);
   end(m, peers);
 }
@@ -166,18 +103,9 @@ int main(int argc, char **argv) {
   const char *ifname = argv[1];
   uint16_t port = (uint16_t)strtol(argv[2], NULL, 10);
 
-  int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-  if (nl < 0) die("socket(netlink)");
-  struct sockaddr_nl local = {.nl_family = AF_NETLINK};
-  if (bind(nl, (struct sockaddr *)&local, sizeof(local)) < 0) die("bind(netlink)");
   static struct message m;
-  uint16_t family = 0;
-  header(&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
-  put(&m, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME, sizeof(WG_GENL_NAME));
-  if (exchange(nl, &m, &family) || family == 0) {
-    fprintf(stderr, "the wireguard generic netlink family is not available\n");
-    return 1;
-  }
+  uint16_t family;
+  int nl = open_wireguard_netlink(&family);
 
   /* Opened before the first key is read, so no initiation is missed once the bench is told "ready". */
   int capture = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP));

@@ -36,17 +36,22 @@ const packets = Array.from({ length: 400 }, () => buildSyntheticInitiation(ourPu
 
 let steps = new Map<string, number[]>();
 
-/** unwrap's work on `packet`, step by step (no replay cache, no result object). */
-function verifyInSteps(packet: Uint8Array): void {
-  const h = new Uint8Array(32), ck = new Uint8Array(32), k = new Uint8Array(32), mac = new Uint8Array(16);
+/** A function that records, under the name it is given, the time since its last call (or its creation). */
+function stepTimer(): (name: string) => void {
   let t = performance.now();
-  const step = (name: string) => {
+  return (name) => {
     const now = performance.now();
     let list = steps.get(name);
     if (!list) steps.set(name, (list = []));
     list.push(now - t);
     t = now;
   };
+}
+
+/** unwrap's work on `packet`, step by step (no replay cache, no result object). */
+function verifyInSteps(packet: Uint8Array): void {
+  const h = new Uint8Array(32), ck = new Uint8Array(32), k = new Uint8Array(32), mac = new Uint8Array(16);
+  const step = stepTimer();
   mac1.computeInto(mac, packet, 0, OFFSET.mac1); step('mac1 (keyed BLAKE2s-128, JS)');
   hashInto(h, hash0, packet.subarray(OFFSET.ephemeral, OFFSET.static)); step('HASH of the ephemeral (node:crypto)');
   kdf1Into(chainingKey0, packet, OFFSET.ephemeral, 32, ck); step('KDF1 (node:crypto HMAC)');
@@ -71,14 +76,7 @@ const initialKeyed = new HmacBlake2s().setKey(chainingKey0);
 /** The same HASH and KDF steps (no DH, no AEAD: their inputs are stand-ins) in lib/noise's JavaScript. */
 function hashAndKdfInJavaScript(packet: Uint8Array, dhOut: Uint8Array): void {
   const h = new Uint8Array(32), ck = new Uint8Array(32), k = new Uint8Array(32);
-  let t = performance.now();
-  const step = (name: string) => {
-    const now = performance.now();
-    let list = steps.get(name);
-    if (!list) steps.set(name, (list = []));
-    list.push(now - t);
-    t = now;
-  };
+  const step = stepTimer();
   hash2Into(h, hash0, packet.subarray(OFFSET.ephemeral, OFFSET.static)); step('HASH of the ephemeral (JS)');
   kdfInto(initialKeyed, tmp, tau0, packet, OFFSET.ephemeral, 32, ck); step('KDF1 (JS)');
   keyed.setKey(ck); kdfInto(keyed, tmp, tau0, dhOut, 0, 32, ck, k); keyed.wipe(); step('KDF2 of es (JS)');
