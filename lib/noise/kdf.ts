@@ -8,8 +8,8 @@
  * cost, per bench/gateway/verify-spaced.ts (bench/results/gateway-verify-spaced-*.json), on this
  * project's host 0.08 ms in JavaScript against 0.19 ms through `createHash`/`createHmac` when
  * the verification runs alone (one every 300 ms, as a gateway's knocks do), and 0.015 against
- * 0.030 ms back to back; in the TCG test VM 0.99 against 2.05 ms alone and 0.22 against 0.69 ms
- * back to back. Each node:crypto call creates an OpenSSL context; ours reuse two prepared HMAC
+ * 0.030 ms back to back; in the TCG test VM 1.26 against 4.42 ms alone and 0.20 against 1.03 ms
+ * back to back (bench/results/gateway-verify-spaced-2026-12-02.json). Each node:crypto call creates an OpenSSL context; ours reuse two prepared HMAC
  * states. (Interpreted, `node --no-opt --no-sparkplug`, ours is slower: bench/gateway/verify-cold.ts.
  * The verifier warms it up at start, lib/noise/warm-up.ts.)
  *
