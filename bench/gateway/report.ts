@@ -213,7 +213,6 @@ function scenarioTable(results: BenchResults, m: GatewayMeasurementResult): stri
  */
 export interface Companions {
   parts?: { run: BenchResults; link: string };
-  verify?: { optimised: Record<string, number>; interpreted: Record<string, number>; link: string };
   /** bench/gateway/verify-spaced.ts in the VM: a lone verification against one in a row. */
   spaced?: { loneUnwrapMs: number; inRowUnwrapMs: number; stepsMs: Array<{ step: string; lone: number; inRow: number }>; link: string };
 }
@@ -431,11 +430,6 @@ function companions(resultsFile: string, from: string): Companions {
   const c: Companions = {};
   const parts = beside('parts');
   if (existsSync(parts) && parts !== resultsFile) c.parts = { run: JSON.parse(readFileSync(parts, 'utf8')) as BenchResults, link: relative(from, parts) };
-  const verify = beside('verify');
-  if (existsSync(verify)) {
-    const v = JSON.parse(readFileSync(verify, 'utf8')) as { optimised: { microsecondsPerOp: Record<string, number> }; interpreted: { microsecondsPerOp: Record<string, number> } };
-    c.verify = { optimised: v.optimised.microsecondsPerOp, interpreted: v.interpreted.microsecondsPerOp, link: relative(from, verify) };
-  }
   const spaced = beside('verify-spaced');
   if (existsSync(spaced)) c.spaced = { ...(JSON.parse(readFileSync(spaced, 'utf8')) as Omit<NonNullable<Companions['spaced']>, 'link'>), link: relative(from, spaced) };
   return c;
