@@ -40,8 +40,10 @@ export interface Activity {
   rxBytes: bigint;
   /** Unix ms when the receive counter was last seen to grow (or the adoption rule's start). */
   lastReceiveAt: number;
-  /** Unix ms of the install (or of adoption). */
+  /** Unix ms of the install (or of adoption): a dump requested before it may not show the peer. */
   installedAt: number;
+  /** Unix ms the handshake grace runs from: the install, or the last authenticated initiation (`touch`). */
+  graceFrom: number;
   /** Installed by this gateway in this run (vs adopted). */
   installedHere: boolean;
   /** The table's scan that last saw the peer in a dump (set by the table). */
@@ -97,6 +99,7 @@ export class ActivityTable {
       rxBytes: 0n, // a peer the kernel creates starts its counters at zero
       lastReceiveAt: now,
       installedAt: now,
+      graceFrom: now,
       installedHere: true,
       seenInScan: this.scans,
     });
@@ -111,7 +114,7 @@ export class ActivityTable {
     const activity = this.table.get(publicKey);
     if (activity === undefined) return;
     activity.lastReceiveAt = now;
-    activity.installedAt = now;
+    activity.graceFrom = now; // not installedAt: the peer was in the kernel before any dump from now
     activity.installedHere = true;
   }
 
@@ -132,7 +135,7 @@ export class ActivityTable {
     const handshake = peer.lastHandshake?.getTime() ?? null;
     const lastReceiveAt = handshake === null ? Number.NEGATIVE_INFINITY
       : now - handshake >= REJECT_AFTER_TIME_MS ? handshake : now;
-    return { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, installedHere: false, seenInScan: this.scans };
+    return { rxBytes: peer.rxBytes, lastReceiveAt, installedAt: now, graceFrom: now, installedHere: false, seenInScan: this.scans };
   }
 
   /**
@@ -205,7 +208,7 @@ export function decide(peer: ObservedPeer, activity: Activity, now: number, poli
   const handshake = peer.lastHandshake?.getTime() ?? null;
   if (handshake === null) {
     // Installed here: wait out the grace. Adopted: no session to lose.
-    if (activity.installedHere && now - activity.installedAt < policy.handshakeGraceMs) return null;
+    if (activity.installedHere && now - activity.graceFrom < policy.handshakeGraceMs) return null;
     return { publicKey: peer.publicKey, reason: 'never-handshaked', idleSeconds: null };
   }
   if (now - activity.lastReceiveAt < policy.idleTimeoutMs) return null;

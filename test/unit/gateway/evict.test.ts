@@ -11,7 +11,7 @@ const peer = (rx: bigint, handshakeAt: number | null) => ({ publicKey: 'k', rxBy
 
 describe('eviction decisions (stage 7)', () => {
   it('a table of cases', () => {
-    const installedHere = { rxBytes: 100n, lastReceiveAt: T0, installedAt: T0, installedHere: true };
+    const installedHere = { rxBytes: 100n, lastReceiveAt: T0, installedAt: T0, graceFrom: T0, installedHere: true };
     const adopted = { ...installedHere, installedHere: false };
     const cases: Array<[string, ReturnType<typeof peer>, typeof installedHere, number, string | null]> = [
       ['never handshaked, within grace', peer(0n, null), installedHere, T0 + 29_000, null],
