@@ -139,6 +139,7 @@ export const measurement: GatewayMeasurement = {
             sendSeconds: (sent.finishedAt - sent.startedAt) / 1000,
             busySecondsUpperBound: busyMs / 1000,
             maxStallMs: m.stall.maxStallMs,
+            maxStallCpuMs: m.stall.maxStallCpuMs,
             stallsOver50Ms: m.stall.stallsOver50Ms,
           },
           notes: [flood.id, `rejects: ${JSON.stringify(rejected)}`],

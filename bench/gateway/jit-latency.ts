@@ -89,6 +89,7 @@ export const measurement: GatewayMeasurement = {
           knockToInstallP50Seconds: quantile(knock, 0.5),
           knockToInstallMaxSeconds: knock[knock.length - 1] ?? NaN,
           maxStallMs: measured.stall.maxStallMs,
+          maxStallCpuMs: measured.stall.maxStallCpuMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
           installNetlinkCalls: measured.stats.installNetlinkCalls,
           rejectedUnknown: measured.stats.rejected.unknown,

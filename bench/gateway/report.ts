@@ -154,7 +154,7 @@ const COLUMNS: Record<string, Column[]> = {
     { head: 'max', value: (r) => ms(r.figures?.maxSeconds) },
     { head: 'samples', value: (r) => num(r.figures?.samples) },
     { head: 'knock → install p50', value: (r) => ms(r.figures?.knockToInstallP50Seconds) },
-    { head: 'max stall', value: (r) => (r.figures?.maxStallMs !== undefined ? `${num(r.figures.maxStallMs)} ms` : '—') },
+    { head: 'max stall', value: stallCell },
   ],
   burst: [
     { head: 'time (median)', value: (r) => ms(r.seconds) },
@@ -164,14 +164,14 @@ const COLUMNS: Record<string, Column[]> = {
     { head: 'first install at', value: (r) => ms(r.figures?.firstInstallSeconds) },
     { head: 'gateway CPU / VM busy', value: (r) => (r.figures?.gatewayCpuSeconds !== undefined ? `${ms(r.figures.gatewayCpuSeconds)} / ${ms(r.figures.machineBusySeconds)}` : '—') },
     { head: 'capture drops', value: (r) => (r.figures?.captureKernelDrops !== undefined ? num(r.figures.captureKernelDrops + (r.figures.captureQueueDrops ?? 0)) : '—') },
-    { head: 'max stall', value: (r) => (r.figures?.maxStallMs !== undefined ? `${num(r.figures.maxStallMs)} ms` : '—') },
+    { head: 'max stall', value: stallCell },
   ],
   flood: [
     { head: 'CPU per packet', value: (r) => (r.figures?.cpuMicrosPerPacket !== undefined ? `${num(r.figures.cpuMicrosPerPacket, 1)} µs` : r.figures?.cpuMicrosPerSecond !== undefined ? `${num(r.figures.cpuMicrosPerSecond)} µs/s (${num(r.figures.cpuMicrosPerSecondWithoutProbe)} without the probe)` : '—') },
     { head: 'sent / seen / dropped', value: (r) => (r.figures?.packetsSent !== undefined ? `${num(r.figures.packetsSent)} / ${num(r.figures.packetsSeen)} / ${num(r.figures.captureDrops)}` : '—') },
     { head: 'rejects (reason)', value: (r) => r.notes?.find((n) => n.startsWith('rejects:'))?.slice(9) ?? '—' },
     { head: 'packets/s (lower bound)', value: (r) => (r.figures?.busySecondsUpperBound ? num(r.figures.packetsSeen! / r.figures.busySecondsUpperBound) : '—') },
-    { head: 'max stall', value: (r) => (r.figures?.maxStallMs !== undefined ? `${num(r.figures.maxStallMs)} ms` : '—') },
+    { head: 'max stall', value: stallCell },
   ],
   switchover: [
     { head: 'only live peers after', value: (r) => ms(r.seconds) },
@@ -188,9 +188,16 @@ const COLUMNS: Record<string, Column[]> = {
     { head: 'opening the store', value: (r) => ms(r.figures?.storeOpenSeconds) },
     { head: 'process start → ready', value: (r) => ms(r.figures?.processStartToReadySeconds) },
     { head: 'client after ready: first reply', value: (r) => ms(r.figures?.firstReplyAfterReadySeconds) },
-    { head: 'max stall', value: (r) => (r.figures?.maxStallMs !== undefined ? `${num(r.figures.maxStallMs)} ms` : '—') },
+    { head: 'max stall', value: stallCell },
   ],
 };
+
+/** The longest stall, and the CPU the process used in it where the run recorded it (older results did not). */
+function stallCell(r: Row): string {
+  const f = r.figures;
+  if (f?.maxStallMs === undefined) return '—';
+  return f.maxStallCpuMs !== undefined ? `${num(f.maxStallMs)} ms (${num(f.maxStallCpuMs)} ms CPU)` : `${num(f.maxStallMs)} ms`;
+}
 
 function scenarioTable(results: BenchResults, m: GatewayMeasurementResult): string[] {
   const columns = COLUMNS[m.id] ?? [{ head: 'seconds', value: (r: Row) => ms(r.seconds) }];

@@ -13,32 +13,37 @@ export interface StallWindow {
   ticks: number;
   /** When the longest stall ended, Unix ms (to place it on a timeline). */
   maxStallAt: number;
+  /**
+   * CPU time this process (every thread: the event loop, V8's GC and compiler threads, the
+   * addon's) used during the longest stall, ms. Near the stall: the process's own work. Far
+   * below it: the process was waiting for a vCPU (the VM's other processes, the kernel) and the
+   * event loop itself was not busy.
+   */
+  maxStallCpuMs: number;
 }
 
 export class StallProbe {
   private timer: NodeJS.Timeout | null = null;
   private last = 0;
+  private lastCpuMs = 0;
   private window: StallWindow = emptyWindow();
 
   start(): void {
     if (this.timer) return;
     this.last = performance.now();
+    this.lastCpuMs = processCpuMs();
     this.timer = setInterval(() => {
-      const now = performance.now();
-      const late = now - this.last - STALL_PERIOD_MS;
-      this.last = now;
-      const w = this.window;
-      w.ticks++;
-      if (late > 50) w.stallsOver50Ms++;
-      if (late > w.maxStallMs) {
-        w.maxStallMs = late;
-        w.maxStallAt = performance.timeOrigin + now;
-      }
+      this.close(true);
     }, STALL_PERIOD_MS);
   }
 
-  /** The window since the last `take` (or start), and a new window from now. */
+  /**
+   * The window since the last `take` (or start), and a new window from now. The gap running at
+   * the call is closed into the window returned, so a stall before `take` (a synchronous call
+   * the orchestrator made just before) never shows up in the next window.
+   */
   take(): StallWindow {
+    if (this.timer) this.close(false);
     const w = this.window;
     this.window = emptyWindow();
     return w;
@@ -53,8 +58,34 @@ export class StallProbe {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
+
+  /**
+   * Ends the gap running now, at a tick or at a `take`; its lateness is its length minus the
+   * period either way (the tick after a `take` measures from the `take`, so it may read up to one
+   * period low).
+   */
+  private close(tick: boolean): void {
+    const now = performance.now();
+    const cpu = processCpuMs();
+    const late = now - this.last - STALL_PERIOD_MS;
+    const w = this.window;
+    if (tick) w.ticks++;
+    if (late > 50) w.stallsOver50Ms++;
+    if (late > w.maxStallMs) {
+      w.maxStallMs = late;
+      w.maxStallAt = performance.timeOrigin + now;
+      w.maxStallCpuMs = cpu - this.lastCpuMs;
+    }
+    this.last = now;
+    this.lastCpuMs = cpu;
+  }
+}
+
+function processCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 function emptyWindow(): StallWindow {
-  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0 };
+  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0, maxStallCpuMs: 0 };
 }

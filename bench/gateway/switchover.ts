@@ -165,6 +165,7 @@ export const measurement: GatewayMeasurement = {
           client2FirstReplySeconds: (results[1]!.rttMs ?? NaN) / 1000,
           installs: installed.length,
           maxStallMs: Math.max(start.stall.maxStallMs, measured.stall.maxStallMs),
+          maxStallCpuMs: start.stall.maxStallMs >= measured.stall.maxStallMs ? start.stall.maxStallCpuMs : measured.stall.maxStallCpuMs,
           maxStallDuringStartMs: start.stall.maxStallMs,
           maxStallAfterReadyMs: measured.stall.maxStallMs,
           stallsOver50Ms: start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms,
