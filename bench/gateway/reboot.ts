@@ -9,6 +9,7 @@
 import { INTERFACE, makePeers, median, sh, type Row } from '../netlink/common.js';
 import { freshStorePath, type GatewayMeasurement, type GatewaySizeResult } from './context.js';
 import type { Measured, StartReport } from './gateway-process.js';
+import { longestStall } from './stall.js';
 import { writeStore } from './switchover.js';
 import { clientDown, clientUp, createTopology, destroyTopology, firstPing, newKernelClient, tunnelAddress } from './topology.js';
 
@@ -36,8 +37,7 @@ export const measurement: GatewayMeasurement = {
       const opens: number[] = [];
       const processes: number[] = [];
       const replies: number[] = [];
-      let maxStallMs = 0;
-      let maxStallCpuMs = 0;
+      let worst = longestStall();
       let stallsOver50Ms = 0;
       try {
         for (const client of clients) {
@@ -53,9 +53,7 @@ export const measurement: GatewayMeasurement = {
             if (ping.ok) replies.push(ping.rttMs! / 1000);
             else ctx.fail(`reboot n=${n}: the client after ready got no reply: ${ping.output.slice(-200)}`);
             const measured = await gateway.call<Measured>('measure');
-            for (const w of [start.stall, measured.stall]) {
-              if (w.maxStallMs > maxStallMs) [maxStallMs, maxStallCpuMs] = [w.maxStallMs, w.maxStallCpuMs];
-            }
+            worst = longestStall(worst, start.stall, measured.stall);
             stallsOver50Ms += start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms;
           } finally {
             await ctx.stopGateway(gateway, `reboot n=${n}`);
@@ -92,8 +90,8 @@ export const measurement: GatewayMeasurement = {
           storeOpenSeconds: median(opens),
           processStartToReadySeconds: median(processes),
           firstReplyAfterReadySeconds: median(replies),
-          maxStallMs,
-          maxStallCpuMs,
+          maxStallMs: worst.maxStallMs,
+          maxStallCpuMs: worst.maxStallCpuMs,
           stallsOver50Ms,
           storeWriteSeconds: storeSeconds,
         },

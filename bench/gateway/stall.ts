@@ -81,6 +81,11 @@ export class StallProbe {
   }
 }
 
+/** The window holding the longest stall of those given (its CPU figure goes with it). */
+export function longestStall(...windows: StallWindow[]): StallWindow {
+  return windows.reduce((a, w) => (w.maxStallMs > a.maxStallMs ? w : a), emptyWindow());
+}
+
 function processCpuMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;

@@ -21,6 +21,7 @@ import { INTERFACE, makePeers, peersConf, type PeerSpec, type Row } from '../net
 import { freshStorePath, sleep, unixNow, type GatewayMeasurement, type GatewaySizeResult, type Point } from './context.js';
 import type { EvictionTimeline, InstalledRecord, Measured, StartReport } from './gateway-process.js';
 import type { ChildRpc } from './rpc.js';
+import { longestStall } from './stall.js';
 import { clientUp, createTopology, destroyTopology, firstPing, newKernelClient, tunnelAddress, type KernelClient, type Topology } from './topology.js';
 
 /** Idle push-model peers in the store: pushed a day ago, never fetched since. */
@@ -146,6 +147,7 @@ export const measurement: GatewayMeasurement = {
       const ok = evictions.at.length >= n && confirmedAt !== undefined && results.every((r) => r.rttMs !== undefined);
       if (!ok) ctx.fail(`switchover: ${evictions.at.length} of ${n} evicted, sampler ${confirmedAt ? 'confirmed' : 'never saw only live peers'}, clients ${JSON.stringify(results)}`);
       const seconds = (ms: number | undefined) => (ms === undefined ? NaN : (ms - zero) / 1000);
+      const stalled = longestStall(start.stall, measured.stall);
       const row: Row = {
         impl: 'jitguard',
         how: 'Gateway.start() on the full interface: reconcile (adopt), then the first eviction scan',
@@ -164,8 +166,8 @@ export const measurement: GatewayMeasurement = {
           client2ConnectSeconds: seconds(results[1]!.connectAt),
           client2FirstReplySeconds: (results[1]!.rttMs ?? NaN) / 1000,
           installs: installed.length,
-          maxStallMs: Math.max(start.stall.maxStallMs, measured.stall.maxStallMs),
-          maxStallCpuMs: start.stall.maxStallMs >= measured.stall.maxStallMs ? start.stall.maxStallCpuMs : measured.stall.maxStallCpuMs,
+          maxStallMs: stalled.maxStallMs,
+          maxStallCpuMs: stalled.maxStallCpuMs,
           maxStallDuringStartMs: start.stall.maxStallMs,
           maxStallAfterReadyMs: measured.stall.maxStallMs,
           stallsOver50Ms: start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms,
