@@ -116,7 +116,9 @@ serve({
     const startCalledAt = unixNow();
     await gw.start();
     const readyAt = unixNow();
-    return { openMs, processStartToReadyMs: readyAt - performance.timeOrigin, startCalledAt, readyAt, startMs: readyAt - startCalledAt, stall: probe.take() };
+    const stall = probe.take();
+    logStallForProfile('start', stall);
+    return { openMs, processStartToReadyMs: readyAt - performance.timeOrigin, startCalledAt, readyAt, startMs: readyAt - startCalledAt, stall };
   },
 
   async upsert(params: { peers: ResolvedPeer[] }) {
@@ -140,7 +142,9 @@ serve({
   /** The window since `mark` (the stall window restarts; CPU and lists keep counting). */
   measure(): Measured {
     const cpu = process.cpuUsage(markCpu);
-    const window = { stall: probe.take(), cpuUserMicros: cpu.user, cpuSystemMicros: cpu.system, elapsedMs: unixNow() - markAt, stats: need().stats() };
+    const stall = probe.take();
+    logStallForProfile('measure', stall);
+    const window = { stall, cpuUserMicros: cpu.user, cpuSystemMicros: cpu.system, elapsedMs: unixNow() - markAt, stats: need().stats() };
     return { ...window, dhSeconds: x25519Seconds() };
   },
 
@@ -195,6 +199,17 @@ serve({
     return { stopMs: performance.now() - t0, stall: probe.take(), parts };
   },
 });
+
+/**
+ * Under JITGUARD_BENCH_PROFILE, where a window's longest stall lies on the CPU profile's clock
+ * (V8's profile times and process.hrtime are both CLOCK_MONOTONIC), for
+ * `profile-summary.ts --from/--to`.
+ */
+function logStallForProfile(window: string, stall: StallWindow): void {
+  if (!process.env.JITGUARD_BENCH_PROFILE || stall.maxStallMs === 0) return;
+  const endMonotonicUs = Number(process.hrtime.bigint() / 1000n) - (performance.timeOrigin + performance.now() - stall.maxStallAt) * 1000;
+  process.stderr.write(`${window}: longest stall ${stall.maxStallMs.toFixed(0)} ms (${stall.maxStallCpuMs.toFixed(0)} ms CPU), ended at monotonic ${(endMonotonicUs / 1e6).toFixed(3)} s\n`);
+}
 
 /** One X25519 with ready keys, median of 41 (the verification's floor is two of them). */
 function x25519Seconds(): number {

@@ -6,6 +6,10 @@
  *   node --import tsx bench/gateway/profile-summary.ts FILE.cpuprofile [--top 25] [--from S --to S] [--bundle B.mjs]
  *
  * --from/--to keep only samples in that window, in seconds since the profile started.
+ * --at-monotonic: --from/--to are CLOCK_MONOTONIC seconds (what the gateway process logs for
+ * its longest stalls under JITGUARD_BENCH_PROFILE) instead of seconds since the profile started.
+ * --busy N: list the N longest runs of samples without an idle one (the event loop busy
+ * throughout: where its stalls are), then summarise the longest (unless --from/--to are given).
  * --bundle: the gateway process ran from an esbuild bundle (the runner's default); frames in it
  * are attributed to their source files by the `// path` comments esbuild writes before each
  * module (rebuild the same bundle with common.ts `bundleEntry` if the run removed it).
@@ -91,16 +95,49 @@ export function summarise(profile: Profile, window?: { from: number; to: number 
   return { totalMicros: total, selfByArea: sorted(selfByArea), self: sorted(selfByKey), inclusive: sorted(inclusiveByKey) };
 }
 
+/**
+ * Runs of consecutive samples with no `(idle)` one, longest first: the event loop was busy from
+ * `from` to `to` (seconds since the profile started), which is how long a timer had to wait.
+ */
+export function busyRuns(profile: Profile, count: number): Array<{ from: number; to: number }> {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  const runs: Array<{ from: number; to: number }> = [];
+  let t = 0;
+  let runStart: number | null = null;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i]!;
+    if (idle.has(profile.samples[i]!)) {
+      if (runStart !== null) runs.push({ from: runStart / 1e6, to: t / 1e6 });
+      runStart = null;
+    } else {
+      runStart ??= t;
+    }
+  }
+  return runs.sort((a, b) => b.to - b.from - (a.to - a.from)).slice(0, count);
+}
+
 if (process.argv[1]?.endsWith('profile-summary.ts')) {
   const args = process.argv.slice(2);
   const opt = (flag: string) => (args.includes(flag) ? Number(args[args.indexOf(flag) + 1]) : undefined);
-  const file = args.find((a, i) => !a.startsWith('--') && !['--top', '--from', '--to', '--bundle'].includes(args[i - 1]!));
+  const file = args.find((a, i) => !a.startsWith('--') && !['--top', '--from', '--to', '--bundle', '--busy'].includes(args[i - 1]!));
   if (!file) throw new Error('usage: profile-summary.ts FILE.cpuprofile [--top N] [--from S --to S]');
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   if (args.includes('--bundle')) mapBundle(profile, args[args.indexOf('--bundle') + 1]!);
   const top = opt('--top') ?? 25;
-  const from = opt('--from');
-  const to = opt('--to');
+  let from = opt('--from');
+  let to = opt('--to');
+  if (args.includes('--at-monotonic')) {
+    const profileStart = profile.startTime / 1e6;
+    if (from !== undefined) from -= profileStart;
+    if (to !== undefined) to -= profileStart;
+  }
+  const busy = opt('--busy');
+  if (busy !== undefined) {
+    const runs = busyRuns(profile, busy);
+    console.log('longest busy runs (s since the profile started):');
+    for (const r of runs) console.log(`  ${((r.to - r.from) * 1000).toFixed(0).padStart(6)} ms  ${r.from.toFixed(3)} .. ${r.to.toFixed(3)}`);
+    if (from === undefined && to === undefined && runs.length) ({ from, to } = runs[0]!);
+  }
   const s = summarise(profile, from !== undefined || to !== undefined ? { from: from ?? 0, to: to ?? Infinity } : undefined);
   const pct = (us: number) => `${((100 * us) / s.totalMicros).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(7)} ms`;
   console.log(`profile: ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s, ${(s.totalMicros / 1e6).toFixed(1)} s in the window`);

@@ -65,6 +65,11 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
   const floor = row(burst, 'kernel');
   if (burst) ratioGoal('burst', `Burst of ${formatN(burst?.n ?? 0)} initiations into an empty gateway ≤ 1.5× the kernel's bulk floor`, '≤ 1.5×', burst?.n ?? 0, burstRow?.seconds, floor?.seconds,
     `${ms(burstRow?.seconds)} in ${burstRow?.figures?.installNetlinkCalls ?? '—'} netlink install calls`, `\`wg addconf\` ${ms(floor?.seconds)}`, 1.5);
+  const verifyFloor = row(burst, 'verify-floor');
+  if (burst && verifyFloor && floor?.seconds) {
+    ratioGoal('burst-floor', 'The fastest burst this VM allows (`wg addconf` + two X25519 an initiation on every vCPU) ≤ 1.5× `wg addconf`: is the goal reachable here?', '≤ 1.5×', burst.n,
+      verifyFloor.seconds, floor.seconds, `floor ${ms(verifyFloor.seconds)} (X25519 ${ms(verifyFloor.figures?.x25519Seconds)} each, ${verifyFloor.figures?.cpus} vCPUs)`, `\`wg addconf\` ${ms(floor.seconds)}`, 1.5);
+  }
 
   // Reboot: every start ≤ 1 s, at every store size.
   const reboot = measurement(results, 'reboot');

@@ -39,7 +39,6 @@
  * filter attached before it is bound, so no unfiltered packet is ever queued to it.
  */
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import { ValidationError, errnoName } from '../errors.js';
 import { formatAddress, parseAddress } from '../net/ip.js';
 import { isInitiationShape } from '../protocol/initiation.js';
@@ -184,10 +183,7 @@ function integerOption(value: unknown, path: string, min: number, max: number, f
 function endpoint(value: unknown, path: string): SocketAddress {
   if (typeof value !== 'object' || value === null) throw new ValidationError(path, 'must be { address, port }');
   const { address, port } = value as Record<string, unknown>;
-  if (typeof address !== 'string' || isIP(address) === 0) {
-    throw new ValidationError(`${path}.address`, 'must be a numeric IPv4 or IPv6 address');
-  }
-  const parsed = parseAddress(address);
+  const parsed = typeof address === 'string' ? parseAddress(address) : null;
   if (parsed === null) throw new ValidationError(`${path}.address`, 'must be a numeric IPv4 or IPv6 address (no zone)');
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ValidationError(`${path}.port`, 'must be an integer 1..65535');

@@ -1,7 +1,7 @@
 /**
  * Stage 7, the acting half: every `evictInterval`, one dump, the `ActivityTable`'s decisions,
  * and removal in batches small enough that no single netlink call holds the kernel (and the
- * installs queued behind it) for long: removing a peer costs the kernel a `synchronize_net()`
+ * installs queued behind it) for long (and the first ones smaller still: `rampedBatches`): removing a peer costs the kernel a `synchronize_net()`
  * each (wg_peer_remove, drivers/net/wireguard/peer.c), ~0.4 ms per peer in the test VM, so 256
  * peers are ~100 ms there and far less natively.
  *
@@ -18,6 +18,7 @@ import { errorCode } from './install.js';
 import type { ActivityTable, EvictionDecision } from './evict.js';
 import type { KernelPort, SharedDump } from './kernel.js';
 import { KEY_LENGTH } from '../keys.js';
+import { rampedBatches } from '../slices.js';
 
 /**
  * Eviction decisions held compactly: the raw key bytes in one buffer, the rest in typed arrays,
@@ -133,8 +134,7 @@ export class EvictionScan {
     const { table } = this.options;
     let failed = 0;
     try {
-      for (let start = 0; start < queue.size; start += this.batchSize) {
-        const end = Math.min(queue.size, start + this.batchSize);
+      for (const [start, end] of rampedBatches(queue.size, this.batchSize)) {
         const batch: EvictionDecision[] = [];
         for (let i = start; i < end; i++) {
           const decision = queue.at(i);
@@ -193,9 +193,9 @@ export class EvictionScan {
     const candidates = await table.observeInSlices(read.device.peers, this.now(), read.startedAt);
     read = undefined; // 10^5 decoded peers need not live through the removal
     let stale = 0; // idle peers left in the kernel: their removal failed
-    for (let start = 0; start < candidates.length; start += this.batchSize) {
+    for (const [start, end] of rampedBatches(candidates.length, this.batchSize)) {
       if (this.options.stopping?.() === true) return;
-      const batch = candidates.slice(start, start + this.batchSize).filter((candidate) => table.stillIdle(candidate));
+      const batch = candidates.slice(start, end).filter((candidate) => table.stillIdle(candidate));
       if (!(await this.remove(batch))) stale += batch.length;
     }
     this.options.onScanned(table.size, stale);

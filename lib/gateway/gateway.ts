@@ -10,12 +10,13 @@
  *                                                 store, resolver      evict (scan), push, reconcile
  */
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import { ValidationError } from '../errors.js';
 import { describe } from '../keys.js';
 import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiation } from '../capture/capture.js';
 import { SeenInitiations } from '../noise/seen-initiations.js';
+import { parseAddress } from '../net/ip.js';
 import { isInitiationShape } from '../protocol/initiation.js';
+import { nextTurn, rampedBatches } from '../slices.js';
 import { WireGuard } from '../wireguard/client.js';
 import { ActivityTable, type EvictionDecision } from './evict.js';
 import { EvictionScan } from './eviction-scan.js';
@@ -249,6 +250,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const dumpedAt = Date.now();
       const device = await this.kernel.getDevice(this.interface, { privateKey: true, onPeers: (peers) => reconciliation.add(peers) });
       this.dump.note(dumpedAt, Date.now()); // what a dump costs here, for the settle stage's back-off
+      // start() runs code no event has run yet, each step cold (tens of ms under emulation):
+      // its steps get a turn each, so timers and I/O wait for one step, never for all of them.
       if (device.publicKey === null) {
         throw new GatewayError(`start: interface ${this.interface} has no private key (set one with wg set ${this.interface} private-key FILE)`, { code: 'ERR_JITGUARD_NO_PRIVATE_KEY', stage: 'start' });
       }
@@ -260,6 +263,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       this.publicKeyValue = device.publicKey;
       this.listenPortValue = device.listenPort;
       // Built before the reconciliation's removals, so its threads start and warm up meanwhile.
+      await nextTurn();
       this.verifier = new VerifierPool({
         ...this.verifyTuning, privateKey, seen: this.seen,
         onError: (code, error) => this.report('verify', code, error),
@@ -275,7 +279,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         installer: this.installer,
         now: unixNow,
       };
+      await nextTurn();
       await this.reconcile(reconciliation);
+      await nextTurn(); // the background removal's first batch has its own turn
       if (this.options.capture !== false) this.openCapture();
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
@@ -294,7 +300,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   inject(payload: Uint8Array, source: Address): boolean {
     if (!(payload instanceof Uint8Array)) throw new ValidationError('payload', `expected a Uint8Array, got ${describe(payload)}`);
-    if (typeof source !== 'object' || source === null || typeof source.address !== 'string' || isIP(source.address) === 0) {
+    if (typeof source !== 'object' || source === null || typeof source.address !== 'string' || parseAddress(source.address) === null) {
       throw new ValidationError('source.address', 'expected a numeric IPv4 or IPv6 address');
     }
     if (!Number.isInteger(source.port) || source.port < 1 || source.port > 65535) {
@@ -386,8 +392,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private async reconcile(reconciliation: Reconciliation): Promise<void> {
     const { remove, idle } = reconciliation;
-    for (let start = 0; start < remove.length; start += this.evictBatch) {
-      const chunk = remove.slice(start, start + this.evictBatch);
+    for (const [start, end] of rampedBatches(remove.length, this.evictBatch)) {
+      const chunk = remove.slice(start, end);
       await this.kernel.removePeers(this.interface, chunk.map((r) => r.publicKey));
       for (const { publicKey, reason } of chunk) this.evictedEvent(publicKey, reason, null);
     }

@@ -4,7 +4,6 @@
  * of 5, per IPv4 address and per IPv6 /64 (one host usually holds a whole /64, so per-address
  * buckets would let it mint sources for free). The source port is ignored for the same reason.
  */
-import { isIPv6 } from 'node:net';
 import { parseAddress } from '../net/ip.js';
 import { TokenBuckets } from './token-buckets.js';
 import type { Address } from './types.js';
@@ -43,7 +42,7 @@ export class SourceRateLimit {
 
 /** The bucket a source address falls in: the IPv4 address, or the IPv6 /64. */
 export function sourceKey(address: string): string {
-  if (!isIPv6(address)) return address;
+  if (!address.includes(':')) return address; // IPv4 (the text of an IPv4 address has no ':')
   const parsed = parseAddress(address);
   if (parsed === null) return address;
   // An IPv4-mapped IPv6 source is the IPv4 host it maps.

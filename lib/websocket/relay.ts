@@ -26,6 +26,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ValidationError } from '../errors.js';
 import { integerOption, secondsOption } from '../gateway/options.js';
 import type { Address } from '../gateway/types.js';
+import { parseAddress } from '../net/ip.js';
 import { RelayConnection } from './connection.js';
 import { emptyRelayStats, registerRelayMetrics, type CloseReason, type RefuseReason, type WebSocketRelayStats } from './metrics.js';
 import { LENGTH_PREFIX_BYTES, MAX_DATAGRAM_LENGTH } from './stream.js';
@@ -299,7 +300,7 @@ export class WebSocketRelay extends EventEmitter<WebSocketRelayEvents> {
 
 /** '::ffff:192.0.2.1' → '192.0.2.1', so one client counts once whatever the listening family. */
 function normaliseAddress(address: string): string {
-  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+  return address.startsWith('::ffff:') && parseAddress(address.slice(7))?.family === 4 ? address.slice(7) : address;
 }
 
 function isPem(value: unknown): value is string | Buffer {

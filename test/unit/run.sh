@@ -3,4 +3,6 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 shopt -s globstar nullglob
-exec node --import tsx --test --test-reporter=spec test/unit/**/*.test.ts
+# A test that leaves a handle open after a failed assertion (a gateway not stopped) would hold
+# its file, and CI, until the job's limit: every test (and file) gets 300 s, then fails by name.
+exec node --import tsx --test --test-timeout=300000 --test-reporter=spec test/unit/**/*.test.ts
