@@ -14,10 +14,12 @@ import { ValidationError } from '../errors.js';
 import { describe } from '../keys.js';
 import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiation } from '../capture/capture.js';
 import { SeenInitiations } from '../noise/seen-initiations.js';
+import { loadBinding } from '../native/binding.js';
 import { parseAddress } from '../net/ip.js';
 import { isInitiationShape } from '../protocol/initiation.js';
-import { nextTurn, rampedBatches } from '../slices.js';
+import { nextTurn, rampedBatches, runInSlices, SliceClock } from '../slices.js';
 import { WireGuard } from '../wireguard/client.js';
+import { setPathWarmUp } from '../wireguard/warm-up.js';
 import { ActivityTable, type EvictionDecision } from './evict.js';
 import { EvictionScan } from './eviction-scan.js';
 import { GatewayError } from './errors.js';
@@ -151,6 +153,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.evictBatch = integerOption(options.evictBatch, 256, 1, 100_000, 'options.evictBatch');
     this.ownsKernel = options.wireguard === undefined;
     this.kernel = options.wireguard ?? new WireGuard(options.netns !== undefined ? { netns: options.netns } : {});
+    // The native addon is loaded here, with the rest of the code, rather than on start()'s first
+    // socket: loading it (node-gyp-build's look-up, dlopen) held the event loop for 80–130 ms in
+    // the TCG test VM, in the middle of a start that otherwise yields every step.
+    if (this.ownsKernel || options.capture !== false) loadBinding();
     this.dump = new SharedDump(this.kernel, this.interface);
     this.table = new ActivityTable({ idleTimeoutMs: this.idleTimeoutMs, handshakeGraceMs: this.handshakeGraceMs });
     this.metricsState = new GatewayMetrics({
@@ -285,6 +291,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.options.capture !== false) this.openCapture();
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
+      // The SET path warms up a step a turn from the next one, so that the first install does
+      // not run it cold on a client's knock (lib/wireguard/warm-up.ts). It sends nothing.
+      setImmediate(() => void runInSlices(setPathWarmUp(), new SliceClock()));
       this.emit('ready');
     } catch (error) {
       this.state = 'stopping';
