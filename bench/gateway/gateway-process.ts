@@ -208,7 +208,7 @@ serve({
 function logStallForProfile(window: string, stall: StallWindow): void {
   if (!process.env.JITGUARD_BENCH_PROFILE || stall.maxStallMs === 0) return;
   const endMonotonicUs = Number(process.hrtime.bigint() / 1000n) - (performance.timeOrigin + performance.now() - stall.maxStallAt) * 1000;
-  process.stderr.write(`${window}: longest stall ${stall.maxStallMs.toFixed(0)} ms (${stall.maxStallCpuMs.toFixed(0)} ms CPU), ended at monotonic ${(endMonotonicUs / 1e6).toFixed(3)} s\n`);
+  process.stderr.write(`pid ${process.pid} ${window}: longest stall ${stall.maxStallMs.toFixed(0)} ms (${stall.maxStallCpuMs.toFixed(0)} ms CPU), ended at monotonic ${(endMonotonicUs / 1e6).toFixed(3)} s\n`);
 }
 
 /** One X25519 with ready keys, median of 41 (the verification's floor is two of them). */
