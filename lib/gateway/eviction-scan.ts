@@ -1,9 +1,10 @@
 /**
  * Stage 7, the acting half: every `evictInterval`, one dump, the `ActivityTable`'s decisions,
  * and removal in batches small enough that no single netlink call holds the kernel (and the
- * installs queued behind it) for long (and the first ones smaller still: `rampedBatches`): removing a peer costs the kernel a `synchronize_net()`
- * each (wg_peer_remove, drivers/net/wireguard/peer.c), ~0.4 ms per peer in the test VM, so 256
- * peers are ~100 ms there and far less natively.
+ * installs queued behind it) for long: removing a peer costs the kernel a `synchronize_net()`
+ * each (wg_peer_remove, drivers/net/wireguard/peer.c), ~0.4 ms per peer in the test VM, so the
+ * default 64 peers are ~25 ms there and far less natively. The first batches are smaller still
+ * (`rampedBatches`): their validation and encoding run cold on the event loop.
  *
  * The decisions are made in slices of the event loop (`observeInSlices`), and checked again
  * before each batch goes out (`stillIdle`): a scan of 10^5 peers removes for tens of seconds in

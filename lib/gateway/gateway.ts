@@ -80,7 +80,11 @@ export interface GatewayOptions {
    * See `VerifierPool` and the README's "Verification off the event loop".
    */
   verify?: VerifierPoolTuning;
-  /** Peers per eviction `removePeers` call (default 256). */
+  /**
+   * Peers per eviction `removePeers` call (default 64). Validating and encoding a call's keys runs
+   * on the event loop: 256 held it for ~100 ms in the TCG test VM (a switchover's background
+   * removal, bench/gateway profile, 2026-12-02); the kernel's work is per peer, whatever the batch.
+   */
   evictBatch?: number;
   /**
    * Where to sniff initiations: `HandshakeCapture` options (default: every interface, ports =
@@ -105,6 +109,9 @@ export interface GatewayEvents {
 }
 
 type GatewayState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Packets the gateway's capture reads per wake-up, unless `capture.batch` says otherwise. */
+export const GATEWAY_CAPTURE_BATCH = 16;
 
 export class Gateway extends EventEmitter<GatewayEvents> {
   readonly interface: string;
@@ -150,7 +157,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.idleTimeoutMs = secondsOption(options.idleTimeout, 600, 'options.idleTimeout') * 1000;
     this.evictIntervalMs = Math.max(100, secondsOption(options.evictInterval, 30, 'options.evictInterval') * 1000);
     this.handshakeGraceMs = secondsOption(options.handshakeGrace, 30, 'options.handshakeGrace') * 1000;
-    this.evictBatch = integerOption(options.evictBatch, 256, 1, 100_000, 'options.evictBatch');
+    this.evictBatch = integerOption(options.evictBatch, 64, 1, 100_000, 'options.evictBatch');
     this.ownsKernel = options.wireguard === undefined;
     this.kernel = options.wireguard ?? new WireGuard(options.netns !== undefined ? { netns: options.netns } : {});
     // The native addon is loaded here, with the rest of the code, rather than on start()'s first
@@ -413,6 +420,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const given = this.options.capture || {};
     this.capture = HandshakeCapture.open({
       linkDown: 'wait',
+      // A wake-up's knocks are handled synchronously (rate limit, replay check, queueing); 16 at
+      // a time rather than the capture's 64 keeps a burst's wake-ups short while the first ones
+      // run cold (64 took 85–265 ms in the TCG test VM). The rest wait in the kernel's buffer.
+      batch: GATEWAY_CAPTURE_BATCH,
       ...(this.options.netns !== undefined ? { netns: this.options.netns } : {}),
       ...given,
       ports: given.ports ?? [this.listenPortValue],
