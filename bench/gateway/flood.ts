@@ -140,6 +140,7 @@ export const measurement: GatewayMeasurement = {
             busySecondsUpperBound: busyMs / 1000,
             maxStallMs: m.stall.maxStallMs,
             maxStallCpuMs: m.stall.maxStallCpuMs,
+            maxBusyStallMs: m.stall.maxBusyStallMs,
             stallsOver50Ms: m.stall.stallsOver50Ms,
           },
           notes: [flood.id, `rejects: ${JSON.stringify(rejected)}`],

@@ -90,6 +90,7 @@ export const measurement: GatewayMeasurement = {
           knockToInstallMaxSeconds: knock[knock.length - 1] ?? NaN,
           maxStallMs: measured.stall.maxStallMs,
           maxStallCpuMs: measured.stall.maxStallCpuMs,
+          maxBusyStallMs: measured.stall.maxBusyStallMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
           installNetlinkCalls: measured.stats.installNetlinkCalls,
           rejectedUnknown: measured.stats.rejected.unknown,

@@ -92,6 +92,7 @@ export const measurement: GatewayMeasurement = {
           firstReplyAfterReadySeconds: median(replies),
           maxStallMs: worst.maxStallMs,
           maxStallCpuMs: worst.maxStallCpuMs,
+          maxBusyStallMs: worst.maxBusyStallMs,
           stallsOver50Ms,
           storeWriteSeconds: storeSeconds,
         },

@@ -168,6 +168,7 @@ export const measurement: GatewayMeasurement = {
           installs: installed.length,
           maxStallMs: stalled.maxStallMs,
           maxStallCpuMs: stalled.maxStallCpuMs,
+          maxBusyStallMs: stalled.maxBusyStallMs,
           maxStallDuringStartMs: start.stall.maxStallMs,
           maxStallAfterReadyMs: measured.stall.maxStallMs,
           stallsOver50Ms: start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms,
