@@ -29,13 +29,16 @@ const DISTINCT_INITIATIONS = 8;
 
 /**
  * Calls of each primitive before the first whole initiation is built, in this order, leaves
- * first. A whole build or verification run cold is one long synchronous call (in the TCG bench
- * VM: the first build 143 ms, the first verification 44 ms, and a first step of eight builds and
- * one verification stalled the event loop for 504 ms), while one call of a cold primitive is
- * short (at most 18 ms there) and V8 optimises it after a few dozen. With the leaves warm the
- * first build takes 27 ms and the first verification 20 ms (.scratch measurements, 2026-12-02;
- * bench/gateway/verify-cold.ts measures the same). The counts are what it took there for each
- * call to reach its hot cost.
+ * first. A whole build or verification run cold is one long synchronous call, while one call
+ * of a cold primitive is short and V8 optimises it after a few dozen. In the TCG bench VM
+ * (bench/gateway/warm-up-steps.ts, bench/results/gateway-warm-up-2026-12-02.json, worst of
+ * three fresh processes) a process's first build takes 76 ms and its first verification 41 ms;
+ * the former first step (eight builds and a verification in one turn) stalled a gateway's event
+ * loop for 504 ms. Staged like this, the longest step at the event loop's 5 ms budget is 77 ms
+ * (one call's cold cost, at most ~35 ms, on top of the budget, and now and then a collection),
+ * and the warm-up takes 0.75 s in all. The counts were chosen in the same VM: by the end of its
+ * stage each call costs what it costs hot (a keyed hash 8 ms on its first call, 0.4 ms on its
+ * 200th; a KDF 10 ms, then 0.1 ms).
  */
 const PRIMITIVE_CALLS = { hash: 200, kdf: 100, mac1: 50, aead: 20, dh: 10 } as const;
 
