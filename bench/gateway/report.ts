@@ -237,6 +237,13 @@ export interface Companions {
   spaced?: { loneUnwrapMs: number; inRowUnwrapMs: number; stepsMs: Array<{ step: string; lone: number; inRow: number }>; link: string };
 }
 
+/** ", at commit X (this run is at Y)" when the instrumented run measured other code than this run. */
+function partsCommit(c: Companions, results: BenchResults): string {
+  const theirs = c.parts?.run.environment?.jitguardCommit;
+  const ours = results.environment?.jitguardCommit;
+  return theirs && theirs !== ours ? `, at commit ${theirs} (this run: ${ours ?? '?'})` : '';
+}
+
 function partsOf(c: Companions, id: string): Record<string, Part> | undefined {
   const m = c.parts ? measurement(c.parts.run, id) : undefined;
   return m?.parts?.[m.parts.length - 1]?.parts;
@@ -355,7 +362,7 @@ export function renderSection(results: BenchResults, svgLink: string, resultsLin
   if (missed.length) {
     lines.push('#### Where the time goes in the missed goals, and what would close them', '');
     const sources = [
-      c.parts ? `an instrumented run of the same scenarios ([${c.parts.link}](${c.parts.link}), \`JITGUARD_BENCH_PARTS=1\`; its parts are shown under each scenario below)` : '',
+      c.parts ? `an instrumented run of the same scenarios ([${c.parts.link}](${c.parts.link}), \`JITGUARD_BENCH_PARTS=1\`${partsCommit(c, results)}; its parts are shown under each scenario below)` : '',
       c.spaced ? `a verification alone against one back to back, step by step ([${c.spaced.link}](${c.spaced.link}), bench/gateway/verify-spaced.ts)` : '',
     ].filter(Boolean);
     if (sources.length) lines.push(`Besides this run's figures, the texts use ${sources.join(' and ')}, each measured in the same VM image in a separate run.`, '');
