@@ -8,8 +8,9 @@
  * --from/--to keep only samples in that window, in seconds since the profile started.
  * --at-monotonic: --from/--to are CLOCK_MONOTONIC seconds (what the gateway process logs for
  * its longest stalls under JITGUARD_BENCH_PROFILE) instead of seconds since the profile started.
- * --busy N: list the N longest runs of samples without an idle one (the event loop busy
- * throughout: where its stalls are), then summarise the longest (unless --from/--to are given).
+ * --busy N: list the N longest runs of samples without an idle one, then summarise the longest
+ * (unless --from/--to are given). A run is the event loop never waiting: one long turn (a stall)
+ * or a chain of short ones (setImmediate work); the stall times the gateway logs tell which.
  * --bundle: the gateway process ran from an esbuild bundle (the runner's default); frames in it
  * are attributed to their source files by the `// path` comments esbuild writes before each
  * module (rebuild the same bundle with common.ts `bundleEntry` if the run removed it).
@@ -96,8 +97,9 @@ export function summarise(profile: Profile, window?: { from: number; to: number 
 }
 
 /**
- * Runs of consecutive samples with no `(idle)` one, longest first: the event loop was busy from
- * `from` to `to` (seconds since the profile started), which is how long a timer had to wait.
+ * Runs of consecutive samples with no `(idle)` one, longest first: the event loop did not wait
+ * for I/O from `from` to `to` (seconds since the profile started). Not the same as a stall: a
+ * chain of short turns never waits either, and lets timers run between them.
  */
 export function busyRuns(profile: Profile, count: number): Array<{ from: number; to: number }> {
   const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
