@@ -26,6 +26,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const newPair = pairsForThisFile();
 
+/**
+ * Waits until `device` in namespace `ns` is up with its carrier (LOWER_UP), then a little more
+ * for its addresses to be usable: a frame sent before that is dropped by neither the stack nor
+ * the capture's filter, it simply never arrives (a passthru macvlan failed so in a CI run).
+ */
+async function linkReady(ns: string, device: string): Promise<void> {
+  for (let waited = 0; ; waited += 20) {
+    const line = run('ip', ['-n', ns, '-o', 'link', 'show', device]);
+    if (/[<,]LOWER_UP[,>]/.test(line) && /[<,]UP[,>]/.test(line)) break;
+    if (waited >= 3000) assert.fail(`${device} in ${ns} is not up after 3 s: ${line.trim()}`);
+    await sleep(20);
+  }
+  await sleep(100);
+}
+
 /** An IPv4 packet with its destination address replaced (checksums fixed). */
 function toAddress(packet: Uint8Array, address: string): Uint8Array {
   const out = Uint8Array.from(packet);
@@ -148,6 +163,7 @@ describe('HandshakeCapture against what the stack delivers', { skip: problem ?? 
       ['addr', 'add', `${V4_B}/24`, 'dev', 'mv0'],
       ['link', 'set', 'mv0', 'up'],
     ]) run('ip', ['-n', pair.b, ...args]);
+    await linkReady(pair.b, 'mv0');
     const agent = await Agent.startReady(pair, pair.b, { capture: {}, observe: [51820] });
     const { captured, observed, stats } = await exchange(pair, agent, [ipv4(v4)]);
     assert.equal(observed.length, 1);
