@@ -36,6 +36,16 @@ function row(size: GatewaySizeResult | undefined, impl: string): Row | undefined
 
 const ms = (seconds: number | undefined) => formatSeconds(seconds);
 
+/** Per scenario with stall figures: jitguard's longest stall and longest busy stall over its rows. */
+function scenarioStalls(results: BenchResults): Array<{ id: string; worst: number; busy?: number }> {
+  return results.measurements.flatMap((m) => {
+    const rows = m.sizes.flatMap((s) => s.rows.filter((r) => r.impl === 'jitguard'));
+    const worst = Math.max(...rows.map((r) => r.figures?.maxStallMs ?? -1));
+    const busy = Math.max(...rows.map((r) => r.figures?.maxBusyStallMs ?? -1));
+    return worst >= 0 ? [{ id: m.id, worst, ...(busy >= 0 ? { busy } : {}) }] : [];
+  });
+}
+
 export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
   const goals: GatewayGoal[] = [];
   const ratioGoal = (id: string, text: string, target: string, n: number, figure: number | undefined, anchor: number | undefined, figureText: string, anchorText: string, limit: number) => {
@@ -115,12 +125,7 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
   }
 
   // No stall over 50 ms, in each scenario.
-  const stalls = results.measurements.flatMap((m) => {
-    const jitguardRows = m.sizes.flatMap((s) => s.rows.filter((r) => r.impl === 'jitguard'));
-    const worst = Math.max(...jitguardRows.map((r) => r.figures?.maxStallMs ?? -1));
-    const busy = Math.max(...jitguardRows.map((r) => r.figures?.maxBusyStallMs ?? -1));
-    return worst >= 0 ? [{ id: m.id, worst, busy: busy >= 0 ? busy : undefined }] : [];
-  });
+  const stalls = scenarioStalls(results);
   const busyText = (s: { busy?: number }) => (s.busy !== undefined ? ` (busy ${s.busy.toFixed(0)} ms)` : '');
   if (stalls.length) {
     goals.push({
@@ -323,11 +328,7 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     );
   },
   stall(results, c) {
-    const worst = results.measurements.map((m) => {
-      const rows = m.sizes.flatMap((s) => s.rows.filter((r) => r.impl === 'jitguard'));
-      const busy = Math.max(...rows.map((r) => r.figures?.maxBusyStallMs ?? -1));
-      return `${m.id} ${num(Math.max(...rows.map((r) => r.figures?.maxStallMs ?? -1)))} ms${busy >= 0 ? ` (busy ${num(busy)} ms)` : ''}`;
-    }).join(', ');
+    const worst = scenarioStalls(results).map((s) => `${s.id} ${num(s.worst)} ms${s.busy !== undefined ? ` (busy ${num(s.busy)} ms)` : ''}`).join(', ');
     const p = partsOf(c, 'jit-latency');
     return (
       `Longest stalls: ${worst}; "busy" is the longest stall in which the gateway process itself was on CPU for at least half the gap (every thread counted), the rest being the VM running the bench's orchestration, the clients and the kernel on its 2 vCPUs instead. ` +

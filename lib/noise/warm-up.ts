@@ -42,12 +42,10 @@ const DISTINCT_INITIATIONS = 8;
  */
 const PRIMITIVE_CALLS = { hash: 200, kdf: 100, mac1: 50, aead: 20, dh: 10 } as const;
 
-/** What one call of a stage does; the stage's inputs are throwaway random bytes and keys. */
-type StageCall = () => void;
-
+/** A stage of the plan: `call` made `calls` times, on throwaway random bytes and keys. */
 interface Stage {
   readonly calls: number;
-  readonly call: StageCall;
+  readonly call: () => void;
 }
 
 export class ResponderWarmUp {
