@@ -54,5 +54,16 @@ cwd="$(<"$ctl/cwd")"
 ) </dev/null
 rc=$?
 
+# A failed command may have lost a process the runner reports only as "test failed" (a
+# segfault or the OOM killer print nothing to the test's output): say what the kernel saw.
+if ((rc != 0)); then
+  {
+    echo "[vm-guest] command exited $rc; kernel messages about dying processes, and memory:"
+    dmesg 2>/dev/null | grep -iE 'segfault|oom|killed process|traps:|general protection|out of memory' | tail -20
+    free -m 2>/dev/null
+    df -m /tmp / 2>/dev/null
+  } >&2
+fi
+
 echo "$rc" >"$ctl/status"
 poweroff_now
