@@ -157,6 +157,7 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
                            InstanceMethod<&PacketSocket::JsRef>("ref"),
                            InstanceMethod<&PacketSocket::JsUnref>("unref"),
                            InstanceMethod<&PacketSocket::Stats>("stats"),
+                           InstanceMethod<&PacketSocket::Pause>("pause"),
                            InstanceMethod<&PacketSocket::Resume>("resume"),
                            InstanceMethod<&PacketSocket::Link>("link"),
                            InstanceMethod<&PacketSocket::Rebind>("bind"),
@@ -488,7 +489,14 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
     return info.Env().Undefined();
   }
 
-  // Starts reading again after an error was delivered (which left the poll stopped).
+  // Stops reading until resume(): the caller has packets of the last batch still to deliver.
+  // Packets that arrive meanwhile wait in the socket's receive buffer.
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (fd_ >= 0 && poll_ != nullptr) uv_poll_stop(poll_);
+    return info.Env().Undefined();
+  }
+
+  // Starts reading again after pause() or after an error was delivered (which left the poll stopped).
   Napi::Value Resume(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0 || poll_ == nullptr) throw ErrnoError(env, EBADF, "uv_poll_start");

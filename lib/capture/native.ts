@@ -27,7 +27,9 @@ export interface NativePacketSocket {
   unref(): void;
   /** Cumulative PACKET_STATISTICS (packets passed the filter, incl. drops; drops) and batches delivered. */
   stats(): { packets: number; drops: number; wakeups: number };
-  /** Reads again after an error was delivered. */
+  /** Stops reading until resume() (packets wait in the socket's receive buffer). */
+  pause(): void;
+  /** Reads again after pause() or after an error was delivered. */
   resume(): void;
   /** The interface `name` in the socket's namespace now; throws an errno error (ENODEV) when it does not exist. */
   link(name: string): { ifindex: number; up: boolean };

@@ -5,11 +5,14 @@
  * packets arrive and reports to the test as JSON lines on stdout.
  *
  * Config: { capture: HandshakeCaptureOptions, observe?: number[] (UDP ports to bind as the
- * reference observer), unref?: boolean, ref?: boolean, quietEvents?: boolean, iterate?: boolean }
+ * reference observer), unref?: boolean, ref?: boolean, quietEvents?: boolean, iterate?: boolean,
+ * slowListenerMs?: number (the 'initiation' listener busy-waits this long per packet; each
+ * initiation line then carries `turn`, the event-loop turn it was delivered in) }
  *
  * Output lines: ready · open-error · initiation · udp (an initiation the observer's UDP socket
  * received) · error · close · down · up · and the replies to commands.
- * Commands (JSON lines on stdin): stats · fds · close · churn {count, interface?} · exit.
+ * Commands (JSON lines on stdin): stats · fds · close · churn {count, interface?} · block {ms}
+ * (replies 'blocking', then holds the event loop that long, so packets pile up in the socket) · exit.
  */
 import dgram from 'node:dgram';
 import { readdirSync } from 'node:fs';
@@ -24,6 +27,7 @@ interface Config {
   quietEvents?: boolean;
   iterate?: boolean;
   listenStdin?: boolean;
+  slowListenerMs?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as Config;
@@ -42,12 +46,25 @@ try {
 
 let eventsAfterClose = 0;
 let events = 0;
+// Turns of the event loop, counted by a chain of setImmediate (one step per turn's check phase).
+let turn = 0;
+if (config.slowListenerMs !== undefined) {
+  const step = () => {
+    turn++;
+    if (!capture.closed) setImmediate(step).unref();
+  };
+  setImmediate(step).unref();
+}
 const onInitiation = (i: { packet: Uint8Array; source: unknown; destination: unknown; ifindex: number; receivedAt: Date; injected: boolean }) => {
   events++;
   if (capture.closed) eventsAfterClose++;
+  if (config.slowListenerMs !== undefined) {
+    const until = performance.now() + config.slowListenerMs;
+    while (performance.now() < until);
+  }
   if (!config.quietEvents) {
     out({ type: 'initiation', packet: hex(i.packet), source: i.source, destination: i.destination, ifindex: i.ifindex,
-      receivedAt: i.receivedAt.getTime(), injected: i.injected });
+      receivedAt: i.receivedAt.getTime(), injected: i.injected, ...(config.slowListenerMs !== undefined ? { turn } : {}) });
   }
 };
 function attach(c: HandshakeCapture) {
@@ -115,7 +132,7 @@ async function churn(count: number, options: HandshakeCaptureOptions) {
 if (config.listenStdin !== false) {
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
-    const command = JSON.parse(line) as { cmd: string; count?: number; options?: HandshakeCaptureOptions };
+    const command = JSON.parse(line) as { cmd: string; count?: number; ms?: number; options?: HandshakeCaptureOptions };
     switch (command.cmd) {
       case 'stats':
         out({ type: 'stats', ...capture.stats(), closed: capture.closed, linkState: capture.linkState, ifindex: capture.ifindex, events, eventsAfterClose });
@@ -127,6 +144,12 @@ if (config.listenStdin !== false) {
         capture.close();
         out({ type: 'closed', ...capture.stats() });
         break;
+      case 'block': {
+        out({ type: 'blocking' });
+        const until = performance.now() + (command.ms ?? 0);
+        while (performance.now() < until);
+        break;
+      }
       case 'churn':
         void churn(command.count ?? 1, command.options ?? config.capture);
         break;

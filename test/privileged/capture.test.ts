@@ -197,6 +197,36 @@ describe('HandshakeCapture on a real AF_PACKET socket', { skip: problem ?? false
     }
   });
 
+  it('delivers a batch a slow listener cannot finish within its budget over several turns, losing nothing', async () => {
+    const pair = newPair();
+    try {
+      // 3 ms of listener work a packet against the capture's 8 ms budget a turn: at most three a
+      // turn (the budget is looked at after each packet), however slow the machine.
+      const agent = await Agent.startReady(pair, pair.b, { capture: { interface: 'vb' }, slowListenerMs: 3 });
+      const base = recorded('01');
+      const count = 40;
+      const packets = Array.from({ length: count }, (_, i) => ({ protocol: ETH_P_IP, bytes: withPorts(base, 51820, 2000 + i) }));
+      // The agent holds its event loop while the packets arrive, so they wait in the socket
+      // and one read takes them all (a batch is up to 64).
+      await agent.request({ cmd: 'block', ms: 1500 }, 'blocking');
+      await sendPackets(pair, pair.a, 'va', MAC_B, packets, { count });
+      await agent.waitFor(() => agent.ofType('initiation').length >= count, 20_000);
+      const stats = await agent.request({ cmd: 'stats' }, 'stats');
+      await agent.stop();
+      const captured = agent.ofType('initiation');
+      assert.deepEqual(captured.map((m) => (m.source as { port: number }).port), packets.map((_, i) => 2000 + i), 'every packet, once, in order');
+      const perTurn = new Map<number, number>();
+      for (const m of captured) perTurn.set(m.turn as number, (perTurn.get(m.turn as number) ?? 0) + 1);
+      const most = Math.max(...perTurn.values());
+      assert.ok(most <= 3, `at most three 3-ms deliveries a turn, got ${most} (${JSON.stringify([...perTurn])})`);
+      assert.ok(perTurn.size >= Math.ceil(count / 3), `${count} packets over ${perTurn.size} turns`);
+      assert.ok((stats.wakeups as number) < count, `fewer reads than packets: the batch was read at once (${String(stats.wakeups)} wake-ups)`);
+      assert.equal(stats.kernelDrops, 0);
+    } finally {
+      pair.destroy();
+    }
+  });
+
   it('emits a typed error and closes cleanly when its interface is deleted', async () => {
     const pair = newPair();
     try {
