@@ -9,7 +9,11 @@
  * order asked; one already past mac1 and remembered (handed over by threads that could not start)
  * is only unwrapped.
  *
- * The warm-up (lib/noise/warm-up.ts) runs in the same slices, only when no packet waits.
+ * The warm-up (lib/noise/warm-up.ts) runs in the same slices. Until it is primed (its
+ * primitives called and its initiations built), it has the slices to itself and packets wait:
+ * a fresh process's first real verification, run with every primitive cold, held the event loop
+ * for 60–110 ms in the TCG bench VM (a burst into a just-started gateway), where no step of the
+ * warm-up's is longer than one cold primitive call. After that, it runs only when no packet waits.
  */
 import { ResponderWarmUp } from '../noise/warm-up.js';
 import type { Responder } from '../noise/responder.js';
@@ -84,7 +88,15 @@ export class EventLoopVerification implements VerifyBackend {
   readonly #slice = (): void => {
     this.#scheduled = null;
     this.slices++;
+    if (!this.#warmUp.primed) {
+      if (this.#warmUp.step(this.#budgetMs)) {
+        this.#onWarmedUp({ verifications: this.#warmUp.done, ms: this.#warmUp.spentMs, failure: this.#warmUp.failure });
+      }
+      this.#schedule();
+      return;
+    }
     const start = this.#now();
+    const queuedAtStart = this.queued;
     while (this.#head < this.#queue.length) {
       const pending = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as PendingVerification;
@@ -99,8 +111,9 @@ export class EventLoopVerification implements VerifyBackend {
       this.#head = 0;
     }
     if (this.queued === 0 && !this.#warmUp.finished) {
+      // A slice that verified nothing gives the warm-up at least one call, whatever the budget.
       const left = this.#budgetMs - (this.#now() - start);
-      if (left > 0 && this.#warmUp.step(left)) {
+      if ((queuedAtStart === 0 || left > 0) && this.#warmUp.step(Math.max(left, 0))) {
         this.#onWarmedUp({ verifications: this.#warmUp.done, ms: this.#warmUp.spentMs, failure: this.#warmUp.failure });
       }
     }

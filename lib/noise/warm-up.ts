@@ -76,6 +76,15 @@ export class ResponderWarmUp {
   }
 
   /**
+   * Every primitive a verification calls has run its stage's count and the initiations are
+   * built (or the warm-up is finished): from here on a real verification is no longer one long
+   * cold call, only slower than hot until V8 optimises `unwrap` itself.
+   */
+  get primed(): boolean {
+    return this.finished || (this.#stages !== null && this.#stage === this.#stages.length - 1);
+  }
+
+  /**
    * Makes calls of the warm-up's plan (primitives, then builds, then verifications) until
    * `budgetMs` have passed (at least one call) or the warm-up is finished; returns true once it
    * is finished. No call of the plan is a whole cold verification, so a step overruns its budget

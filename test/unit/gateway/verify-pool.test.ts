@@ -325,6 +325,28 @@ describe('VerifierPool: on the event loop (threads: 0)', () => {
     await backend.stop();
   });
 
+  it('gives its slices to the warm-up until it is primed: the first packet waits for every primitive call and build', async () => {
+    const kernel = new FakeKernel();
+    const client = new TestClient(kernel.publicKey);
+    const reports: Array<[number, string | null]> = [];
+    // A zero budget: exactly one call of the warm-up's plan, or one packet, a slice.
+    const backend = new EventLoopVerification({
+      responder: new Responder(kernel.privateKey), seen: new SeenInitiations(),
+      budgetMs: 0, warmUp: 3, onWarmedUp: (r) => reports.push([r.verifications, r.failure]),
+    });
+    let result: VerifyResult | undefined;
+    let settledAtSlice = -1;
+    backend.submit([{ packet: client.initiation(), prechecked: false, settle: (r) => { result = r; settledAtSlice = backend.slices; } }]);
+    while (result === undefined) await immediate();
+    // lib/noise/warm-up.ts: 380 primitive calls, then min(8, 3) builds; the packet the slice after.
+    assert.equal(settledAtSlice, 380 + 3 + 1);
+    assert.equal(result.ok, true);
+    while (reports.length === 0) await immediate();
+    assert.deepEqual(reports, [[3, null]], 'the warm-up\'s verifications come after the packet');
+    assert.equal(backend.slices, 380 + 3 + 1 + 3);
+    await backend.stop();
+  });
+
   it('a pool without threads verifies on the event loop, in more than one turn', async () => {
     const kernel = new FakeKernel();
     const client = new TestClient(kernel.publicKey);
