@@ -49,13 +49,11 @@ import { BpfProgramError, checkProgram } from './bpf-interpreter.js';
 import { RecentPackets } from './duplicates.js';
 import { CaptureError, fromNative } from './errors.js';
 import { DEFAULT_PORT, HANDSHAKE_SNAP_LENGTH, MAX_DESTINATIONS, handshakeFilter, validateDestinations, validatePorts } from './filter.js';
-import {
-  META_CAPTURED, META_IFINDEX, META_LENGTH, META_NANOS, META_OFFSET, META_SECONDS, META_STRIDE, META_VLAN,
-  META_VLAN_PRESENT, type NativePacketSocket, type PacketSocketClass, packetSocketClass,
-} from './native.js';
-import { parseInitiation, type SocketAddress } from './packet.js';
+import { META_STRIDE, type NativePacketSocket, type PacketSocketClass, packetSocketClass } from './native.js';
+import { decodeFrame, frameDecodeWarmUp } from './frame.js';
+import type { SocketAddress } from './packet.js';
 import { validateInterfaceName } from '../net/interface-name.js';
-import { DEFAULT_SLICE_MS } from '../slices.js';
+import { DEFAULT_SLICE_MS, runInSlices, SliceClock } from '../slices.js';
 
 export type { SocketAddress } from './packet.js';
 
@@ -479,6 +477,9 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
       // 'down' (no event for it) and wait.
       capture.checkLink(false);
     }
+    // The delivery path warms up a step a turn from the next one, so that the first real
+    // wake-up does not run it cold (frame.ts). It delivers nothing.
+    setImmediate(() => void runInSlices(frameDecodeWarmUp(), new SliceClock()));
     return capture;
   }
 
@@ -680,38 +681,10 @@ export class HandshakeCapture extends EventEmitter<HandshakeCaptureEvents> {
   }
 
   private deliverPacket(data: Buffer, meta: Uint32Array, at: number): void {
-    const vlan = meta[at + META_VLAN]!;
-    if ((vlan & META_VLAN_PRESENT) !== 0 && (vlan & 0x0fff) !== 0) {
-      // A replacement filter let a tagged copy through: the stack delivers the frame on the VLAN device, or not at all.
-      this.counters.rejected++;
-      return;
-    }
-    const offset = meta[at + META_OFFSET]!;
-    const packet = data.subarray(offset, offset + meta[at + META_CAPTURED]!);
-    const parsed = parseInitiation(packet, Math.max(meta[at + META_LENGTH]!, packet.length));
-    if (parsed === null) {
-      this.counters.rejected++;
-      return;
-    }
-    const seconds = meta[at + META_SECONDS]!;
-    const nanos = meta[at + META_NANOS]!;
-    const packetCopy = copyBytes(parsed.payload);
-    if (this.recent !== undefined) {
-      const tuple = `${parsed.source.address}:${parsed.source.port}>${parsed.destination.address}:${parsed.destination.port}`;
-      if (this.recent.isCopy(packetCopy, tuple, seconds * 1000 + nanos / 1e6)) {
-        this.counters.duplicates++;
-        return;
-      }
-    }
-    this.deliver({
-      packet: packetCopy,
-      source: parsed.source,
-      destination: parsed.destination,
-      ifindex: meta[at + META_IFINDEX]!,
-      receivedAt: new Date(seconds * 1000 + Math.floor(nanos / 1e6)),
-      timestamp: BigInt(seconds) * 1_000_000_000n + BigInt(nanos),
-      injected: false,
-    });
+    const frame = decodeFrame(data, meta, at, this.recent);
+    if (frame === 'rejected') this.counters.rejected++;
+    else if (frame === 'duplicate') this.counters.duplicates++;
+    else this.deliver(frame);
   }
 
   private onSocketError(error: Error): void {

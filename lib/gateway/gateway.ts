@@ -20,6 +20,7 @@ import { isInitiationShape } from '../protocol/initiation.js';
 import { nextTurn, rampedBatches, runInSlices, SliceClock } from '../slices.js';
 import { WireGuard } from '../wireguard/client.js';
 import { setPathWarmUp } from '../wireguard/warm-up.js';
+import { knockPathWarmUp } from './warm-up.js';
 import { ActivityTable, type EvictionDecision } from './evict.js';
 import { EvictionScan } from './eviction-scan.js';
 import { GatewayError } from './errors.js';
@@ -298,9 +299,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (this.options.capture !== false) this.openCapture();
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
-      // The SET path warms up a step a turn from the next one, so that the first install does
-      // not run it cold on a client's knock (lib/wireguard/warm-up.ts). It sends nothing.
-      setImmediate(() => void runInSlices(setPathWarmUp(), new SliceClock()));
+      // The knock path, then the SET path, warm up a step a turn from the next one, so that the
+      // first client's knock does not run them cold (warm-up.ts, lib/wireguard/warm-up.ts). They
+      // send, count and write nothing.
+      setImmediate(() => void runInSlices(gatewayWarmUp(this.store), new SliceClock()));
       this.emit('ready');
     } catch (error) {
       this.state = 'stopping';
@@ -500,6 +502,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       throw new GatewayError(`${operation}: the gateway is ${this.state === 'new' ? 'not started' : this.state}`, { code: 'ERR_JITGUARD_GATEWAY_STATE', stage: operation });
     }
   }
+}
+
+function* gatewayWarmUp(store: Store): Generator<void, void, void> {
+  yield* knockPathWarmUp(store);
+  yield* setPathWarmUp();
 }
 
 /** Unix milliseconds with sub-millisecond resolution (a capture's kernel timestamps are nanoseconds). */
