@@ -8,6 +8,7 @@ import { NetlinkDecodeError } from './attributes.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR } from './constants.js';
 import { decodeAck, decodeDone, messagesIn, sequenceOf, setSequence } from './message.js';
 import { checkRequests } from './request.js';
+import { runAtOnce, runInSlices, SliceClock } from '../slices.js';
 import type { NetlinkMessage } from './message.js';
 import type { NetlinkTransport } from './transport.js';
 
@@ -87,7 +88,12 @@ export class NetlinkConnection {
         throw fromSystemCallError(error, messages.length, context);
       }
       try {
-        return { ...interpret(messages, result.replies, result.completed, context), datagrams: result.replies };
+        // A dump of 10^5 peers is thousands of messages: looked through in slices, so that
+        // timers and I/O get their turns (one pass held the event loop ~50 ms in the TCG VM).
+        const clock = new SliceClock();
+        const steps = interpret(messages, result.replies, result.completed, context, clock);
+        const interpreted = result.replies.length > 1 ? await runInSlices(steps, clock) : runAtOnce(steps);
+        return { ...interpreted, datagrams: result.replies };
       } catch (error) {
         for (const datagram of result.replies) datagram.fill(0);
         throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
@@ -118,11 +124,13 @@ export class NetlinkConnection {
   }
 }
 
-function interpret(sent: Buffer[], replies: Buffer[], completed: number, context: RequestContext): Omit<RequestResult, 'datagrams'> {
+/** The replies' data messages, or the kernel's error as a WireGuardError; yields when `clock` is due. */
+function* interpret(sent: Buffer[], replies: Buffer[], completed: number, context: RequestContext, clock: SliceClock): Generator<void, Omit<RequestResult, 'datagrams'>, void> {
   const wanted = new Set(sent.map(sequenceOf));
   const messages: NetlinkMessage[] = [];
   let interrupted = false;
   for (const datagram of replies) {
+    if (clock.due()) yield;
     for (const message of messagesIn(datagram)) {
       if (!wanted.has(message.seq)) continue;
       // The kernel marks any message of an inconsistent dump, NLMSG_DONE included.
