@@ -47,6 +47,8 @@ export interface Part {
   calls: number;
   totalMs: number;
   maxMs: number;
+  /** Which call (1 = the first since the mark) was the longest: the first ones run cold. */
+  maxCall?: number;
 }
 
 export interface GatewayMeasurementResult extends MeasurementResult {
@@ -105,12 +107,15 @@ export interface ChildCommands {
 
 /**
  * Starts the gateway process in the topology's gateway namespace and opens its `Gateway`
- * (wg0, the capture on the veth). JITGUARD_BENCH_PROFILE=DIR runs it under `--cpu-prof`.
+ * (wg0, the capture on the veth). JITGUARD_BENCH_PROFILE=DIR runs it under `--cpu-prof`;
+ * JITGUARD_BENCH_GATEWAY_NODE_FLAGS adds node flags (space-separated).
  */
 export async function startGatewayProcess(commands: ChildCommands, t: Topology, params: Omit<OpenParams, 'interface' | 'captureInterface'>): Promise<ChildRpc> {
   const profileDir = process.env.JITGUARD_BENCH_PROFILE;
+  // An experiment knob: more node flags for the gateway process only (e.g. --trace-gc).
+  const extraFlags = (process.env.JITGUARD_BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const [node, ...rest] = commands.gateway;
-  const command = profileDir ? [node!, '--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...rest] : commands.gateway;
+  const command = [node!, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...extraFlags, ...rest];
   const rpc = new ChildRpc('gateway', t.gatewayNs, command);
   try {
     await rpc.call('open', { ...params, interface: INTERFACE, captureInterface: GATEWAY_LINK } satisfies OpenParams, 120_000);
@@ -134,7 +139,7 @@ export async function stopGatewayProcess(rpc: ChildRpc | undefined, label: strin
       parts = stopped.parts;
       const lines = Object.entries(stopped.parts)
         .sort((a, b) => b[1].totalMs - a[1].totalMs)
-        .map(([k, p]) => `    ${k}: ${p.calls} calls, ${p.totalMs.toFixed(0)} ms total, ${(p.totalMs / p.calls).toFixed(2)} ms mean, ${p.maxMs.toFixed(0)} ms max`);
+        .map(([k, p]) => `    ${k}: ${p.calls} calls, ${p.totalMs.toFixed(0)} ms total, ${(p.totalMs / p.calls).toFixed(2)} ms mean, ${p.maxMs.toFixed(0)} ms max${p.maxCall ? ` (call ${p.maxCall})` : ''}`);
       log(`parts of ${label}:\n${lines.join('\n')}`);
     }
   } catch {

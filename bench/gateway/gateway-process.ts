@@ -10,9 +10,9 @@ import { diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { Gateway, type GatewayOptions } from '../../lib/gateway/gateway.js';
 import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
 import type { EvictReason, ResolvedPeer } from '../../lib/index.js';
-import { instrument, takeParts } from './parts.js';
+import { instrument, takeParts, timelineBetween } from './parts.js';
 import { serve } from './rpc.js';
-import { StallProbe, type StallWindow } from './stall.js';
+import { STALL_PERIOD_MS, StallProbe, type StallWindow } from './stall.js';
 
 const unixNow = () => performance.timeOrigin + performance.now();
 
@@ -92,6 +92,8 @@ serve({
       ...(params.evictInterval !== undefined ? { evictInterval: params.evictInterval } : {}),
       ...(params.handshakeGrace !== undefined ? { handshakeGrace: params.handshakeGrace } : {}),
       ...(params.rateLimit !== undefined ? { rateLimit: params.rateLimit } : {}),
+      // An experiment knob (not a figure of record): JITGUARD_BENCH_VERIFY_THREADS=N overrides the default thread count.
+      ...(process.env.JITGUARD_BENCH_VERIFY_THREADS ? { verify: { threads: Number(process.env.JITGUARD_BENCH_VERIFY_THREADS) } } : {}),
     });
     openMs = performance.now() - t0;
     gateway.on('installed', (e) => {
@@ -206,6 +208,15 @@ serve({
  * `profile-summary.ts --from/--to`.
  */
 function logStallForProfile(window: string, stall: StallWindow): void {
+  if (process.env.JITGUARD_BENCH_PARTS && stall.maxStallMs > 0) {
+    // The timed parts and collections inside the longest gap (it began one period before it was late).
+    const explain = (what: string, ms: number, at: number) => {
+      const to = at - performance.timeOrigin;
+      process.stderr.write(`pid ${process.pid} ${window}: ${what} ${ms.toFixed(0)} ms:\n${timelineBetween(to - ms - STALL_PERIOD_MS, to).join('\n')}\n`);
+    };
+    explain(`longest stall (${stall.maxStallCpuMs.toFixed(0)} ms CPU)`, stall.maxStallMs, stall.maxStallAt);
+    if (stall.maxBusyStallAt !== undefined && stall.maxBusyStallAt !== stall.maxStallAt) explain('longest busy stall', stall.maxBusyStallMs, stall.maxBusyStallAt);
+  }
   if (!process.env.JITGUARD_BENCH_PROFILE || stall.maxStallMs === 0) return;
   const endMonotonicUs = Number(process.hrtime.bigint() / 1000n) - (performance.timeOrigin + performance.now() - stall.maxStallAt) * 1000;
   process.stderr.write(`pid ${process.pid} ${window}: longest stall ${stall.maxStallMs.toFixed(0)} ms (${stall.maxStallCpuMs.toFixed(0)} ms CPU), ended at monotonic ${(endMonotonicUs / 1e6).toFixed(3)} s\n`);

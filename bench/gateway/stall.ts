@@ -26,6 +26,8 @@ export interface StallWindow {
    * VM ran something else (the bench's orchestration, the kernel, the clients) instead of it.
    */
   maxBusyStallMs: number;
+  /** When the longest busy stall ended, Unix ms. */
+  maxBusyStallAt?: number;
 }
 
 export class StallProbe {
@@ -83,7 +85,10 @@ export class StallProbe {
       w.maxStallAt = performance.timeOrigin + now;
       w.maxStallCpuMs = cpuInGap;
     }
-    if (late > w.maxBusyStallMs && cpuInGap >= 0.5 * (now - this.last)) w.maxBusyStallMs = late;
+    if (late > w.maxBusyStallMs && cpuInGap >= 0.5 * (now - this.last)) {
+      w.maxBusyStallMs = late;
+      w.maxBusyStallAt = performance.timeOrigin + now;
+    }
     this.last = now;
     this.lastCpuMs = cpu;
   }
