@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { ValidationError } from '../errors.js';
 import { describe } from '../keys.js';
 import { HandshakeCapture, type HandshakeCaptureOptions, type HandshakeInitiation } from '../capture/capture.js';
+import { handshakeFilter } from '../capture/filter.js';
 import { SeenInitiations } from '../noise/seen-initiations.js';
 import { loadBinding } from '../native/binding.js';
 import { parseAddress } from '../net/ip.js';
@@ -296,7 +297,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       await nextTurn();
       await this.reconcile(reconciliation);
       await nextTurn(); // the background removal's first batch has its own turn
-      if (this.options.capture !== false) this.openCapture();
+      if (this.options.capture !== false) {
+        // The capture's filter, built and encoded once in a turn of its own and thrown away:
+        // cold, that is half of the capture's first open (~25 of ~50 ms in the TCG VM). Bad
+        // options are left for the open to refuse.
+        try {
+          handshakeFilter({ ports: this.options.capture?.ports ?? [this.listenPortValue] }).encode().fill(0);
+        } catch { /* refused again, with its path, by openCapture */ }
+        await nextTurn();
+        this.openCapture();
+      }
       this.evictTimer = setInterval(() => void this.scanner.scan(), this.evictIntervalMs);
       this.state = 'running';
       // The knock path, then the SET path, warm up a step a turn from the next one, so that the
