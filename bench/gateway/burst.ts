@@ -80,6 +80,7 @@ export const measurement: GatewayMeasurement = {
           maxStallMs: measured.stall.maxStallMs,
           maxStallCpuMs: measured.stall.maxStallCpuMs,
           maxBusyStallMs: measured.stall.maxBusyStallMs,
+          maxGcPauseMs: measured.stall.maxGcPauseMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
           captureKernelDrops: s.captureKernelDrops,
           captureQueueDrops: s.captureQueueDrops,
@@ -124,6 +125,7 @@ export const measurement: GatewayMeasurement = {
       figures.maxStallMs = stalled.maxStallMs!;
       figures.maxStallCpuMs = stalled.maxStallCpuMs!;
       figures.maxBusyStallMs = Math.max(...runs.map((r) => r.maxBusyStallMs!));
+      figures.maxGcPauseMs = Math.max(...runs.map((r) => r.maxGcPauseMs!));
       rows.push({ impl: 'jitguard', how: 'Gateway: N initiations over UDP through the capture; installs coalesced', ok: true, seconds: median(best), figures });
       // The plot shows the run closest to the median.
       const closest = runs.reduce((k, r, i) => (Math.abs(r.seconds! - median(best)) < Math.abs(runs[k]!.seconds! - median(best)) ? i : k), 0);

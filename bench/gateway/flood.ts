@@ -141,6 +141,7 @@ export const measurement: GatewayMeasurement = {
             maxStallMs: m.stall.maxStallMs,
             maxStallCpuMs: m.stall.maxStallCpuMs,
             maxBusyStallMs: m.stall.maxBusyStallMs,
+            maxGcPauseMs: m.stall.maxGcPauseMs,
             stallsOver50Ms: m.stall.stallsOver50Ms,
           },
           notes: [flood.id, `rejects: ${JSON.stringify(rejected)}`],

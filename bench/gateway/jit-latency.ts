@@ -91,6 +91,7 @@ export const measurement: GatewayMeasurement = {
           maxStallMs: measured.stall.maxStallMs,
           maxStallCpuMs: measured.stall.maxStallCpuMs,
           maxBusyStallMs: measured.stall.maxBusyStallMs,
+          maxGcPauseMs: measured.stall.maxGcPauseMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
           installNetlinkCalls: measured.stats.installNetlinkCalls,
           rejectedUnknown: measured.stats.rejected.unknown,

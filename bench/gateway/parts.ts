@@ -81,6 +81,8 @@ export function instrument(): void {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) note(`gc ${gcKind((e.detail as { kind?: number } | undefined)?.kind)}`, e.startTime, e.startTime + e.duration);
   }).observe({ entryTypes: ['gc'] });
+  wrap(Gateway.prototype, 'openCapture', 'gateway: open the capture (sync)');
+  wrap(Gateway.prototype, 'reconciliation', 'gateway: new reconciliation (sync)');
   wrap(Gateway.prototype, 'knock', 'gateway: knock until its first wait (sync)');
   wrap(Gateway.prototype, 'settleKnock', 'gateway: settle a knock (sync)');
   wrap(HandshakeCapture.prototype, 'onPackets', 'capture: one batch, listeners included (sync)');

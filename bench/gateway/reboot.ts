@@ -93,6 +93,7 @@ export const measurement: GatewayMeasurement = {
           maxStallMs: worst.maxStallMs,
           maxStallCpuMs: worst.maxStallCpuMs,
           maxBusyStallMs: worst.maxBusyStallMs,
+          maxGcPauseMs: worst.maxGcPauseMs,
           stallsOver50Ms,
           storeWriteSeconds: storeSeconds,
         },

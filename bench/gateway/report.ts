@@ -37,12 +37,13 @@ function row(size: GatewaySizeResult | undefined, impl: string): Row | undefined
 const ms = (seconds: number | undefined) => formatSeconds(seconds);
 
 /** Per scenario with stall figures: jitguard's longest stall and longest busy stall over its rows. */
-function scenarioStalls(results: BenchResults): Array<{ id: string; worst: number; busy?: number }> {
+function scenarioStalls(results: BenchResults): Array<{ id: string; worst: number; busy?: number; gc?: number }> {
   return results.measurements.flatMap((m) => {
     const rows = m.sizes.flatMap((s) => s.rows.filter((r) => r.impl === 'jitguard'));
     const worst = Math.max(...rows.map((r) => r.figures?.maxStallMs ?? -1));
     const busy = Math.max(...rows.map((r) => r.figures?.maxBusyStallMs ?? -1));
-    return worst >= 0 ? [{ id: m.id, worst, ...(busy >= 0 ? { busy } : {}) }] : [];
+    const gc = Math.max(...rows.map((r) => r.figures?.maxGcPauseMs ?? -1));
+    return worst >= 0 ? [{ id: m.id, worst, ...(busy >= 0 ? { busy } : {}), ...(gc >= 0 ? { gc } : {}) }] : [];
   });
 }
 
@@ -126,7 +127,8 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
 
   // No stall over 50 ms, in each scenario.
   const stalls = scenarioStalls(results);
-  const busyText = (s: { busy?: number }) => (s.busy !== undefined ? ` (busy ${s.busy.toFixed(0)} ms)` : '');
+  const busyText = (s: { busy?: number; gc?: number }) =>
+    s.busy === undefined ? '' : ` (busy ${s.busy.toFixed(0)} ms${s.gc !== undefined ? `, GC ${s.gc.toFixed(0)} ms` : ''})`;
   if (stalls.length) {
     goals.push({
       id: 'stall',
@@ -213,7 +215,8 @@ const COLUMNS: Record<string, Column[]> = {
 function stallCell(r: Row): string {
   const f = r.figures;
   if (f?.maxStallMs === undefined) return '—';
-  const busy = f.maxBusyStallMs !== undefined ? `; longest busy ${num(f.maxBusyStallMs)} ms` : '';
+  const busy = (f.maxBusyStallMs !== undefined ? `; longest busy ${num(f.maxBusyStallMs)} ms` : '') +
+    (f.maxGcPauseMs !== undefined ? `; longest GC pause ${num(f.maxGcPauseMs)} ms` : '');
   return f.maxStallCpuMs !== undefined ? `${num(f.maxStallMs)} ms (${num(f.maxStallCpuMs)} ms CPU${busy})` : `${num(f.maxStallMs)} ms`;
 }
 

@@ -154,7 +154,7 @@ async function main(): Promise<void> {
         size.context = { ...(size.context ?? {}), elapsedSeconds: (Date.now() - began) / 1000 };
         result.sizes.push(size);
         for (const row of size.rows) {
-          log(`  ${m.id} n=${size.n} ${row.impl}: ${row.ok ? `${row.seconds?.toPrecision(4)} s${row.ratioToWg !== undefined ? ` ×${row.ratioToWg.toFixed(2)}` : ''}` : `FAILED ${row.error ?? ''}`}${row.figures?.maxStallMs !== undefined ? `, max stall ${row.figures.maxStallMs.toFixed(0)} ms${row.figures.maxStallCpuMs !== undefined ? ` (${row.figures.maxStallCpuMs.toFixed(0)} ms of CPU)` : ''}${row.figures.maxBusyStallMs !== undefined ? `, longest busy ${row.figures.maxBusyStallMs.toFixed(0)} ms` : ''}` : ''}`);
+          log(`  ${m.id} n=${size.n} ${row.impl}: ${row.ok ? `${row.seconds?.toPrecision(4)} s${row.ratioToWg !== undefined ? ` ×${row.ratioToWg.toFixed(2)}` : ''}` : `FAILED ${row.error ?? ''}`}${row.figures?.maxStallMs !== undefined ? `, max stall ${row.figures.maxStallMs.toFixed(0)} ms${row.figures.maxStallCpuMs !== undefined ? ` (${row.figures.maxStallCpuMs.toFixed(0)} ms of CPU)` : ''}${row.figures.maxBusyStallMs !== undefined ? `, longest busy ${row.figures.maxBusyStallMs.toFixed(0)} ms` : ''}${row.figures.maxGcPauseMs !== undefined ? `, longest GC pause ${row.figures.maxGcPauseMs.toFixed(0)} ms` : ''}` : ''}`);
         }
       }
     } catch (error) {

@@ -3,6 +3,7 @@
  * timer whose lateness (time between ticks minus the period) is the stall. Inside the gateway
  * process only; the bench's orchestration runs elsewhere so it cannot cause or hide a stall.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 export const STALL_PERIOD_MS = 10;
 
 export interface StallWindow {
@@ -28,10 +29,17 @@ export interface StallWindow {
   maxBusyStallMs: number;
   /** When the longest busy stall ended, Unix ms. */
   maxBusyStallAt?: number;
+  /**
+   * Longest garbage-collection pause of the event loop's thread in the window, ms (perf_hooks
+   * 'gc' entries: scavenges, mark-compacts, incremental-marking steps, weak callbacks). A stall
+   * at least this long happened whatever the gateway's own code did.
+   */
+  maxGcPauseMs: number;
 }
 
 export class StallProbe {
   private timer: NodeJS.Timeout | null = null;
+  private gcObserver: PerformanceObserver | null = null;
   private last = 0;
   private lastCpuMs = 0;
   private window: StallWindow = emptyWindow();
@@ -43,6 +51,10 @@ export class StallProbe {
     this.timer = setInterval(() => {
       this.close(true);
     }, STALL_PERIOD_MS);
+    this.gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.duration > this.window.maxGcPauseMs) this.window.maxGcPauseMs = e.duration;
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
   }
 
   /**
@@ -65,6 +77,8 @@ export class StallProbe {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.gcObserver?.disconnect();
+    this.gcObserver = null;
   }
 
   /**
@@ -97,7 +111,11 @@ export class StallProbe {
 /** The window holding the longest stall of those given (its CPU figure goes with it), with the longest busy stall of them all. */
 export function longestStall(...windows: StallWindow[]): StallWindow {
   const longest = windows.reduce((a, w) => (w.maxStallMs > a.maxStallMs ? w : a), emptyWindow());
-  return { ...longest, maxBusyStallMs: Math.max(0, ...windows.map((w) => w.maxBusyStallMs ?? 0)) };
+  return {
+    ...longest,
+    maxBusyStallMs: Math.max(0, ...windows.map((w) => w.maxBusyStallMs ?? 0)),
+    maxGcPauseMs: Math.max(0, ...windows.map((w) => w.maxGcPauseMs ?? 0)),
+  };
 }
 
 function processCpuMs(): number {
@@ -106,5 +124,5 @@ function processCpuMs(): number {
 }
 
 function emptyWindow(): StallWindow {
-  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0, maxStallCpuMs: 0, maxBusyStallMs: 0 };
+  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0, maxStallCpuMs: 0, maxBusyStallMs: 0, maxGcPauseMs: 0 };
 }

@@ -169,6 +169,7 @@ export const measurement: GatewayMeasurement = {
           maxStallMs: stalled.maxStallMs,
           maxStallCpuMs: stalled.maxStallCpuMs,
           maxBusyStallMs: stalled.maxBusyStallMs,
+          maxGcPauseMs: stalled.maxGcPauseMs,
           maxStallDuringStartMs: start.stall.maxStallMs,
           maxStallAfterReadyMs: measured.stall.maxStallMs,
           stallsOver50Ms: start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms,
