@@ -16,6 +16,7 @@
  * never alive at once, and adopted peers that the first scan would remove at once (no
  * handshake: no session to lose) are queued compactly instead of tracked (`EvictionQueue`).
  */
+import { rampedBatches } from '../slices.js';
 import type { Peer } from '../wireguard/types.js';
 import type { ActivityTable } from './evict.js';
 import { EvictionQueue } from './eviction-scan.js';
@@ -43,11 +44,16 @@ export interface BulkStore {
 }
 
 const CHUNK = 64;
+/**
+ * The first chunk of each batch, doubling up to CHUNK: the store's first reads run cold (in the
+ * switchover bench, SqliteStore's first 64 keys took 42 ms against ~3 ms hot).
+ */
+const FIRST_CHUNK = 8;
 
 export async function planReconcile(kernelPeers: readonly Peer[], store: Store & Partial<BulkStore>, options: ReconcileOptions = {}): Promise<ReconcilePlan> {
   const plan: ReconcilePlan = { remove: [], adopt: [] };
-  for (let start = 0; start < kernelPeers.length; start += CHUNK) {
-    const chunk = kernelPeers.slice(start, start + CHUNK);
+  for (const [start, end] of rampedBatches(kernelPeers.length, CHUNK, FIRST_CHUNK)) {
+    const chunk = kernelPeers.slice(start, end);
     const known = typeof store.getPeers === 'function'
       ? await store.getPeers(chunk.map((p) => p.publicKey))
       : new Map(await Promise.all(chunk.map(async (p) => [p.publicKey, await store.getPeer(p.publicKey)] as const)));
@@ -58,7 +64,7 @@ export async function planReconcile(kernelPeers: readonly Peer[], store: Store &
       else if (options.onAdopt) options.onAdopt(peer, stored);
       else plan.adopt.push({ peer, stored });
     }
-    if (start + CHUNK < kernelPeers.length) await new Promise(setImmediate);
+    if (end < kernelPeers.length) await new Promise(setImmediate);
   }
   return plan;
 }
