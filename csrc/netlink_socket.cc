@@ -176,7 +176,7 @@ class ExchangeRun {
     }
     // Each reply's memory goes to its JS Buffer as it is (freed when the Buffer is collected),
     // not copied: a dump of 10^5 peers is ~17 MB, and allocating, copying and wiping that here
-    // held the event loop for ~170 ms in the TCG bench VM. The JS side zeroes every reply that
+    // held the event loop ~80 ms in the TCG bench VM. The JS side zeroes every reply that
     // can carry a key once decoded (lib/wireguard/client.ts), a few milliseconds at a time.
     Napi::Array replies = Napi::Array::New(env, replies_.size());
     std::vector<Bytes*> handed;
