@@ -47,6 +47,11 @@ function scenarioStalls(results: BenchResults): Array<{ id: string; worst: numbe
   });
 }
 
+/** ' (busy N ms, GC N ms)' after a scenario's longest stall, as far as the run recorded them. */
+function busyAndGc(s: { busy?: number; gc?: number }): string {
+  return s.busy === undefined ? '' : ` (busy ${num(s.busy)} ms${s.gc !== undefined ? `, GC ${num(s.gc)} ms` : ''})`;
+}
+
 export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
   const goals: GatewayGoal[] = [];
   const ratioGoal = (id: string, text: string, target: string, n: number, figure: number | undefined, anchor: number | undefined, figureText: string, anchorText: string, limit: number) => {
@@ -127,8 +132,6 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
 
   // No stall over 50 ms, in each scenario.
   const stalls = scenarioStalls(results);
-  const busyText = (s: { busy?: number; gc?: number }) =>
-    s.busy === undefined ? '' : ` (busy ${s.busy.toFixed(0)} ms${s.gc !== undefined ? `, GC ${s.gc.toFixed(0)} ms` : ''})`;
   if (stalls.length) {
     goals.push({
       id: 'stall',
@@ -139,7 +142,7 @@ export function evaluateGatewayGoals(results: BenchResults): GatewayGoal[] {
       ratio: Math.max(...stalls.map((s) => s.worst)) / STALL_LIMIT_MS,
       values: stalls.map((s, i) => ({ n: i, ratio: s.worst / STALL_LIMIT_MS, met: s.worst <= STALL_LIMIT_MS })),
       met: stalls.every((s) => s.worst <= STALL_LIMIT_MS),
-      summary: stalls.map((s) => `${s.id}: ${s.worst.toFixed(0)} ms${busyText(s)}`).join(', '),
+      summary: stalls.map((s) => `${s.id}: ${num(s.worst)} ms${busyAndGc(s)}`).join(', '),
     });
   }
   return goals;
@@ -331,8 +334,7 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     );
   },
   stall(results, c) {
-    const stalls = scenarioStalls(results);
-    const worst = stalls.map((s) => `${s.id} ${num(s.worst)} ms${s.busy !== undefined ? ` (busy ${num(s.busy)} ms${s.gc !== undefined ? `, GC ${num(s.gc)} ms` : ''})` : ''}`).join(', ');
+    const worst = scenarioStalls(results).map((s) => `${s.id} ${num(s.worst)} ms${busyAndGc(s)}`).join(', ');
     const p = partsOf(c, 'jit-latency');
     return (
       `Longest stalls: ${worst}; "busy" is the longest stall in which the gateway process itself was on CPU for at least half the gap (every thread counted), the rest being the VM running the bench's orchestration, the clients and the kernel on its 2 vCPUs instead; "GC" is the longest garbage-collection pause of the gateway's event-loop thread in the same scenario (perf_hooks 'gc' entries): V8 scavenging or compacting the process's heap of about 10 MB, which under TCG takes tens of milliseconds whatever the gateway's code does. ` +

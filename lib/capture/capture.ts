@@ -50,7 +50,7 @@ import { RecentPackets } from './duplicates.js';
 import { CaptureError, fromNative } from './errors.js';
 import { DEFAULT_PORT, HANDSHAKE_SNAP_LENGTH, MAX_DESTINATIONS, handshakeFilter, validateDestinations, validatePorts } from './filter.js';
 import { META_STRIDE, type NativePacketSocket, type PacketSocketClass, packetSocketClass } from './native.js';
-import { decodeFrame, frameDecodeWarmUp } from './frame.js';
+import { copyBytes, decodeFrame, frameDecodeWarmUp } from './frame.js';
 import type { SocketAddress } from './packet.js';
 import { validateInterfaceName } from '../net/interface-name.js';
 import { DEFAULT_SLICE_MS, runInSlices, SliceClock } from '../slices.js';
@@ -192,13 +192,6 @@ function endpoint(value: unknown, path: string): SocketAddress {
     throw new ValidationError(`${path}.port`, 'must be an integer 1..65535');
   }
   return { address: formatAddress(parsed.bytes), port, family: parsed.family };
-}
-
-/** A copy that owns its memory: never a view into the caller's (or a batch's) buffer. */
-function copyBytes(bytes: Uint8Array): Uint8Array {
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  return copy;
 }
 
 function now(): { receivedAt: Date; timestamp: bigint } {

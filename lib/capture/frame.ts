@@ -21,6 +21,13 @@ import {
 } from './native.js';
 import { parseInitiation } from './packet.js';
 
+/** A copy that owns its memory: never a view into the caller's (or a batch's) buffer. */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
 /** An initiation, or why the frame is not delivered. */
 export type DecodedFrame = HandshakeInitiation | 'rejected' | 'duplicate';
 
@@ -39,8 +46,7 @@ export function decodeFrame(data: Buffer, meta: Uint32Array, at: number, recent:
   if (parsed === null) return 'rejected';
   const seconds = meta[at + META_SECONDS]!;
   const nanos = meta[at + META_NANOS]!;
-  const packetCopy = new Uint8Array(parsed.payload.length);
-  packetCopy.set(parsed.payload);
+  const packetCopy = copyBytes(parsed.payload);
   if (recent !== undefined) {
     const tuple = `${parsed.source.address}:${parsed.source.port}>${parsed.destination.address}:${parsed.destination.port}`;
     if (recent.isCopy(packetCopy, tuple, seconds * 1000 + nanos / 1e6)) return 'duplicate';

@@ -8,7 +8,7 @@ import { NetlinkDecodeError } from './attributes.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_DUMP_INTR } from './constants.js';
 import { decodeAck, decodeDone, messagesIn, sequenceOf, setSequence } from './message.js';
 import { checkRequests } from './request.js';
-import { runAtOnce, runInSlices, SliceClock } from '../slices.js';
+import { runInSlices, SliceClock } from '../slices.js';
 import type { NetlinkMessage } from './message.js';
 import type { NetlinkTransport } from './transport.js';
 
@@ -91,8 +91,7 @@ export class NetlinkConnection {
         // A dump of 10^5 peers is thousands of messages: looked through in slices, so that
         // timers and I/O get their turns (one pass held the event loop ~50 ms in the TCG VM).
         const clock = new SliceClock();
-        const steps = interpret(messages, result.replies, result.completed, context, clock);
-        const interpreted = result.replies.length > 1 ? await runInSlices(steps, clock) : runAtOnce(steps);
+        const interpreted = await runInSlices(interpret(messages, result.replies, result.completed, context, clock), clock);
         return { ...interpreted, datagrams: result.replies };
       } catch (error) {
         for (const datagram of result.replies) datagram.fill(0);
