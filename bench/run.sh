@@ -55,7 +55,7 @@ if [[ ! -x $maxrss || bench/netlink/maxrss.c -nt $maxrss ]]; then
   mkdir -p .cache/bench
   cc -O2 -Wall -o "$maxrss" bench/netlink/maxrss.c
 fi
-for anchor in install-floor knock-install; do
+for anchor in install-floor knock-install timer-bystander; do
   binary=.cache/bench/$anchor
   if [[ ! -x $binary || bench/gateway/$anchor.c -nt $binary || bench/gateway/genl-message.h -nt $binary ]]; then
     mkdir -p .cache/bench

@@ -10,6 +10,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { createFixture, destroyFixture, latencyFigures, median, type PeerSpec, type Row } from '../netlink/common.js';
+import { floorFigure } from './bystander.js';
 import { freshStorePath, machineCpu, sleep, type GatewayMeasurement, type GatewaySizeResult, type Point } from './context.js';
 import type { InstalledRecord, Measured } from './gateway-process.js';
 import type { SendReport } from './initiator-process.js';
@@ -82,6 +83,7 @@ export const measurement: GatewayMeasurement = {
           maxBusyStallMs: measured.stall.maxBusyStallMs,
           maxGcPauseMs: measured.stall.maxGcPauseMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
+          ...floorFigure(ctx.bystander(measured.stall)),
           captureKernelDrops: s.captureKernelDrops,
           captureQueueDrops: s.captureQueueDrops,
           rejected: Object.values(s.rejected).reduce((a, b) => a + b, 0),
@@ -126,6 +128,7 @@ export const measurement: GatewayMeasurement = {
       figures.maxStallCpuMs = stalled.maxStallCpuMs!;
       figures.maxBusyStallMs = Math.max(...runs.map((r) => r.maxBusyStallMs!));
       figures.maxGcPauseMs = Math.max(...runs.map((r) => r.maxGcPauseMs!));
+      if (runs.every((r) => r.bystanderMaxStallMs !== undefined)) figures.bystanderMaxStallMs = Math.max(...runs.map((r) => r.bystanderMaxStallMs!));
       rows.push({ impl: 'jitguard', how: 'Gateway: N initiations over UDP through the capture; installs coalesced', ok: true, seconds: median(best), figures });
       // The plot shows the run closest to the median.
       const closest = runs.reduce((k, r, i) => (Math.abs(r.seconds! - median(best)) < Math.abs(runs[k]!.seconds! - median(best)) ? i : k), 0);

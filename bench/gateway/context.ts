@@ -7,6 +7,7 @@
 import type { MeasurementResult, SizeResult } from '../netlink/common.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { INTERFACE, scratchPath } from '../netlink/common.js';
+import type { BystanderWindow } from './bystander.js';
 import type { OpenParams } from './gateway-process.js';
 import { ChildRpc } from './rpc.js';
 import { GATEWAY_LINK, type Topology } from './topology.js';
@@ -68,6 +69,12 @@ export interface GatewayRunContext {
   startInitiator(t: Topology): Promise<ChildRpc>;
   /** Stops a gateway started with startGateway (its parts, when measured, go into the results). */
   stopGateway(rpc: ChildRpc | undefined, label: string): Promise<void>;
+  /**
+   * The stall floor over a gateway's stall windows: what bench/gateway/timer-bystander.c, waiting
+   * on the same timer in a process that does nothing else, saw over the same times (undefined
+   * when it was not built).
+   */
+  bystander(...windows: Array<{ fromAt: number; toAt: number }>): BystanderWindow | undefined;
 }
 
 export interface GatewayMeasurement {

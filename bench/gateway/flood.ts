@@ -10,6 +10,7 @@
  * the initiations it saw.
  */
 import { type Row } from '../netlink/common.js';
+import { floorFigure } from './bystander.js';
 import { freshStorePath, sleep, type GatewayMeasurement, type GatewaySizeResult } from './context.js';
 import type { Measured } from './gateway-process.js';
 import type { PacketKind, SendReport } from './initiator-process.js';
@@ -143,6 +144,7 @@ export const measurement: GatewayMeasurement = {
             maxBusyStallMs: m.stall.maxBusyStallMs,
             maxGcPauseMs: m.stall.maxGcPauseMs,
             stallsOver50Ms: m.stall.stallsOver50Ms,
+            ...floorFigure(ctx.bystander(m.stall)),
           },
           notes: [flood.id, `rejects: ${JSON.stringify(rejected)}`],
           ...(ok ? {} : { error: `rejects ${JSON.stringify(rejected)}` }),

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileExists, latencyFigures, quantile, sh, INSTALL_FLOOR, INTERFACE, KNOCK_INSTALL, type Row } from '../netlink/common.js';
+import { floorFigure } from './bystander.js';
 import { freshStorePath, type GatewayMeasurement, type GatewaySizeResult } from './context.js';
 import type { InstalledRecord, Measured } from './gateway-process.js';
 import { clientDown, clientUp, createTopology, destroyTopology, firstPing, newKernelClient, tunnelAddress, LISTEN_PORT, type Topology } from './topology.js';
@@ -93,6 +94,7 @@ export const measurement: GatewayMeasurement = {
           maxBusyStallMs: measured.stall.maxBusyStallMs,
           maxGcPauseMs: measured.stall.maxGcPauseMs,
           stallsOver50Ms: measured.stall.stallsOver50Ms,
+          ...floorFigure(ctx.bystander(measured.stall)),
           installNetlinkCalls: measured.stats.installNetlinkCalls,
           rejectedUnknown: measured.stats.rejected.unknown,
         }),

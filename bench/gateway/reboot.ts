@@ -9,7 +9,8 @@
 import { INTERFACE, makePeers, median, sh, type Row } from '../netlink/common.js';
 import { freshStorePath, type GatewayMeasurement, type GatewaySizeResult } from './context.js';
 import type { Measured, StartReport } from './gateway-process.js';
-import { longestStall } from './stall.js';
+import { floorFigure } from './bystander.js';
+import { longestStall, type StallWindow } from './stall.js';
 import { writeStore } from './switchover.js';
 import { clientDown, clientUp, createTopology, destroyTopology, firstPing, newKernelClient, tunnelAddress } from './topology.js';
 
@@ -38,6 +39,7 @@ export const measurement: GatewayMeasurement = {
       const processes: number[] = [];
       const replies: number[] = [];
       let worst = longestStall();
+      const windows: StallWindow[] = [];
       let stallsOver50Ms = 0;
       try {
         for (const client of clients) {
@@ -54,6 +56,7 @@ export const measurement: GatewayMeasurement = {
             else ctx.fail(`reboot n=${n}: the client after ready got no reply: ${ping.output.slice(-200)}`);
             const measured = await gateway.call<Measured>('measure');
             worst = longestStall(worst, start.stall, measured.stall);
+            windows.push(start.stall, measured.stall);
             stallsOver50Ms += start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms;
           } finally {
             await ctx.stopGateway(gateway, `reboot n=${n}`);
@@ -95,6 +98,7 @@ export const measurement: GatewayMeasurement = {
           maxBusyStallMs: worst.maxBusyStallMs,
           maxGcPauseMs: worst.maxGcPauseMs,
           stallsOver50Ms,
+          ...floorFigure(ctx.bystander(...windows)),
           storeWriteSeconds: storeSeconds,
         },
       });

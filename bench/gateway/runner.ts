@@ -16,6 +16,7 @@ import { BENCH_DIR, MAXRSS, SCRATCH, addRatios, bundleEntry, fileExists } from '
 import type { BenchResults } from '../netlink/report.js';
 import { environment } from '../netlink/runner.js';
 import { measurement as burst } from './burst.js';
+import { TimerBystander } from './bystander.js';
 import { startGatewayProcess, startInitiatorProcess, stopGatewayProcess, type ChildCommands, type GatewayBenchConfig, type GatewayMeasurementResult, type GatewayMeasurement, type GatewayRunContext } from './context.js';
 import { measurement as flood } from './flood.js';
 import { measurement as jitLatency } from './jit-latency.js';
@@ -122,6 +123,8 @@ async function main(): Promise<void> {
   mkdirSync(SCRATCH, { recursive: true });
   const { commands, remove } = await childCommands(log);
   let partsOfCurrent: NonNullable<GatewayMeasurementResult['parts']> = [];
+  const bystander = TimerBystander.start();
+  if (!bystander) log('timer-bystander not built (bench/run.sh builds it): no stall floor in this run');
   const ctx: GatewayRunContext = {
     config,
     log,
@@ -136,6 +139,7 @@ async function main(): Promise<void> {
       const parts = await stopGatewayProcess(rpc, label, log);
       if (parts) partsOfCurrent.push({ label, parts });
     },
+    bystander: (...windows) => bystander?.over(...windows),
   };
   const env = environment();
   log(`mode ${config.mode}; kernel ${String(env.kernel)}, ${String(env.cpus)} CPUs, node ${process.version}`);
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
         size.context = { ...(size.context ?? {}), elapsedSeconds: (Date.now() - began) / 1000 };
         result.sizes.push(size);
         for (const row of size.rows) {
-          log(`  ${m.id} n=${size.n} ${row.impl}: ${row.ok ? `${row.seconds?.toPrecision(4)} s${row.ratioToWg !== undefined ? ` ×${row.ratioToWg.toFixed(2)}` : ''}` : `FAILED ${row.error ?? ''}`}${row.figures?.maxStallMs !== undefined ? `, max stall ${row.figures.maxStallMs.toFixed(0)} ms${row.figures.maxStallCpuMs !== undefined ? ` (${row.figures.maxStallCpuMs.toFixed(0)} ms of CPU)` : ''}${row.figures.maxBusyStallMs !== undefined ? `, longest busy ${row.figures.maxBusyStallMs.toFixed(0)} ms` : ''}${row.figures.maxGcPauseMs !== undefined ? `, longest GC pause ${row.figures.maxGcPauseMs.toFixed(0)} ms` : ''}` : ''}`);
+          log(`  ${m.id} n=${size.n} ${row.impl}: ${row.ok ? `${row.seconds?.toPrecision(4)} s${row.ratioToWg !== undefined ? ` ×${row.ratioToWg.toFixed(2)}` : ''}` : `FAILED ${row.error ?? ''}`}${row.figures?.maxStallMs !== undefined ? `, max stall ${row.figures.maxStallMs.toFixed(0)} ms${row.figures.maxStallCpuMs !== undefined ? ` (${row.figures.maxStallCpuMs.toFixed(0)} ms of CPU)` : ''}${row.figures.maxBusyStallMs !== undefined ? `, longest busy ${row.figures.maxBusyStallMs.toFixed(0)} ms` : ''}${row.figures.maxGcPauseMs !== undefined ? `, longest GC pause ${row.figures.maxGcPauseMs.toFixed(0)} ms` : ''}${row.figures.bystanderMaxStallMs !== undefined ? `, timer bystander ${row.figures.bystanderMaxStallMs.toFixed(0)} ms` : ''}` : ''}`);
         }
       }
     } catch (error) {
@@ -185,6 +189,7 @@ async function main(): Promise<void> {
   log(`wrote ${file} (${bench.durationSeconds.toFixed(0)} s)`);
   for (const goal of bench.goals) log(`goal ${goal.met === null ? 'n/a ' : goal.met ? 'MET ' : 'MISSED'} ${goal.text}: ${goal.summary}`);
   rmSync(SCRATCH, { recursive: true, force: true });
+  bystander?.stop();
   remove();
   if (failures.length) {
     console.error(`[bench gateway] ${failures.length} failure(s):\n  ${failures.join('\n  ')}`);

@@ -35,6 +35,9 @@ export interface StallWindow {
    * at least this long happened whatever the gateway's own code did.
    */
   maxGcPauseMs: number;
+  /** The window's bounds, Unix ms (to look up what the timer bystander saw over the same time). */
+  fromAt: number;
+  toAt: number;
 }
 
 export class StallProbe {
@@ -48,6 +51,7 @@ export class StallProbe {
     if (this.timer) return;
     this.last = performance.now();
     this.lastCpuMs = processCpuMs();
+    this.window = emptyWindow();
     this.timer = setInterval(() => {
       this.close(true);
     }, STALL_PERIOD_MS);
@@ -65,13 +69,14 @@ export class StallProbe {
   take(): StallWindow {
     if (this.timer) this.close(false);
     const w = this.window;
+    w.toAt = unixNow();
     this.window = emptyWindow();
     return w;
   }
 
   /** The current window without resetting it. */
   peek(): StallWindow {
-    return { ...this.window };
+    return { ...this.window, toAt: unixNow() };
   }
 
   stop(): void {
@@ -108,13 +113,21 @@ export class StallProbe {
   }
 }
 
-/** The window holding the longest stall of those given (its CPU figure goes with it), with the longest busy stall of them all. */
+/**
+ * The window holding the longest stall of those given (its CPU figure goes with it), with the
+ * longest busy stall and GC pause of them all; its bounds are the hull of theirs (time between
+ * them included, so give the bystander the windows themselves).
+ */
 export function longestStall(...windows: StallWindow[]): StallWindow {
+  // No window: a neutral seed to fold later windows into, covering no time.
+  if (windows.length === 0) return { ...emptyWindow(), fromAt: Infinity, toAt: -Infinity };
   const longest = windows.reduce((a, w) => (w.maxStallMs > a.maxStallMs ? w : a), emptyWindow());
   return {
     ...longest,
     maxBusyStallMs: Math.max(0, ...windows.map((w) => w.maxBusyStallMs ?? 0)),
     maxGcPauseMs: Math.max(0, ...windows.map((w) => w.maxGcPauseMs ?? 0)),
+    fromAt: Math.min(...windows.map((w) => w.fromAt)),
+    toAt: Math.max(...windows.map((w) => w.toAt)),
   };
 }
 
@@ -123,6 +136,9 @@ function processCpuMs(): number {
   return (user + system) / 1000;
 }
 
+const unixNow = () => performance.timeOrigin + performance.now();
+
 function emptyWindow(): StallWindow {
-  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0, maxStallCpuMs: 0, maxBusyStallMs: 0, maxGcPauseMs: 0 };
+  const now = unixNow();
+  return { maxStallMs: 0, stallsOver50Ms: 0, ticks: 0, maxStallAt: 0, maxStallCpuMs: 0, maxBusyStallMs: 0, maxGcPauseMs: 0, fromAt: now, toAt: now };
 }

@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import { SqliteStore } from '../../lib/gateway/sqlite-store.js';
 import type { StoredPeer } from '../../lib/index.js';
 import { INTERFACE, makePeers, peersConf, type PeerSpec, type Row } from '../netlink/common.js';
+import { floorFigure } from './bystander.js';
 import { freshStorePath, sleep, unixNow, type GatewayMeasurement, type GatewaySizeResult, type Point } from './context.js';
 import type { EvictionTimeline, InstalledRecord, Measured, StartReport } from './gateway-process.js';
 import type { ChildRpc } from './rpc.js';
@@ -170,6 +171,7 @@ export const measurement: GatewayMeasurement = {
           maxStallCpuMs: stalled.maxStallCpuMs,
           maxBusyStallMs: stalled.maxBusyStallMs,
           maxGcPauseMs: stalled.maxGcPauseMs,
+          ...floorFigure(ctx.bystander(start.stall, measured.stall)),
           maxStallDuringStartMs: start.stall.maxStallMs,
           maxStallAfterReadyMs: measured.stall.maxStallMs,
           stallsOver50Ms: start.stall.stallsOver50Ms + measured.stall.stallsOver50Ms,

@@ -32,6 +32,8 @@ export const MAXRSS = process.env.JITGUARD_BENCH_MAXRSS ?? join(ROOT_DIR, '.cach
 export const INSTALL_FLOOR = join(ROOT_DIR, '.cache/bench/install-floor');
 /** bench/gateway/knock-install.c, built by bench/run.sh: the fastest JIT install from C, unauthenticated. */
 export const KNOCK_INSTALL = join(ROOT_DIR, '.cache/bench/knock-install');
+/** bench/gateway/timer-bystander.c, built by bench/run.sh: the stall floor beside the gateway. */
+export const TIMER_BYSTANDER = join(ROOT_DIR, '.cache/bench/timer-bystander');
 export const INTERFACE = 'wg0';
 const TRACE = Boolean(process.env.JITGUARD_BENCH_TRACE);
 
