@@ -17,6 +17,7 @@ import {
   runChild,
 } from './common.js';
 import { loadAdapter } from './implementations.js';
+import { startStallProbe } from './stall.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
@@ -153,8 +154,10 @@ export async function child(impl: string): Promise<ChildReport> {
   const adapter = await loadAdapter(impl, {});
   try {
     const t0 = now();
+    const probe = startStallProbe();
     await adapter.deleteInterface();
-    return { ok: true, seconds: now() - t0 };
+    const seconds = now() - t0;
+    return { ok: true, seconds, figures: { maxStallMs: probe.stop() } };
   } finally {
     adapter.close();
   }

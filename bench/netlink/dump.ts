@@ -17,6 +17,7 @@ import {
   scratchPath,
 } from './common.js';
 import { loadAdapter } from './implementations.js';
+import { startStallProbe } from './stall.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
@@ -47,11 +48,11 @@ export const measurement: Measurement = {
   async run(ctx, n) {
     const fixture = await createFixture('dump', ctx.peers(n));
     const repeats = ctx.config.dumpRepeats(n);
-    const state = new Map<string, { times: number[]; cold: number[]; rss: number; error?: Row }>();
+    const state = new Map<string, { times: number[]; cold: number[]; stalls: number[]; rss: number; error?: Row }>();
     try {
       for (let r = 0; r < repeats; r++) {
         for (const plan of PLANS) {
-          const s = state.get(plan.impl) ?? { times: [], cold: [], rss: 0 };
+          const s = state.get(plan.impl) ?? { times: [], cold: [], stalls: [], rss: 0 };
           state.set(plan.impl, s);
           if (s.error || ctx.config.skipImpls.includes(plan.impl)) continue;
           ctx.log(`dump n=${n} ${plan.impl}: repeat ${r + 1}/${repeats}`);
@@ -73,6 +74,7 @@ export const measurement: Measurement = {
           } else {
             s.times.push(outcome.seconds);
             s.cold.push(outcome.figures?.coldSeconds ?? NaN);
+            s.stalls.push(Math.max(outcome.figures?.maxStallMs ?? NaN, outcome.figures?.coldMaxStallMs ?? NaN));
           }
         }
       }
@@ -98,6 +100,8 @@ export const measurement: Measurement = {
           minSeconds: Math.min(...s.times),
           maxSeconds: Math.max(...s.times),
           ...(s.cold.length ? { coldSeconds: median(s.cold) } : {}),
+          // The longest stall of any read, cold or warm, in any repeat.
+          ...(s.stalls.length ? { maxStallMs: Math.max(...s.stalls) } : {}),
         },
         maxRssKiB: s.rss,
       });
@@ -146,11 +150,15 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
     return () => adapter.dump();
   })();
   const t0 = now();
+  const coldProbe = startStallProbe();
   const first = await read();
+  const coldStallMs = coldProbe.stop();
   const t1 = now();
   if (first !== n) return { ok: false, error: `returned ${first} peers, expected ${n}` };
+  const probe = startStallProbe();
   const second = await read();
+  const maxStallMs = probe.stop();
   const t2 = now();
   if (second !== n) return { ok: false, error: `second read returned ${second} peers, expected ${n}` };
-  return { ok: true, seconds: t2 - t1, figures: { coldSeconds: t1 - t0, warmSeconds: t2 - t1 } };
+  return { ok: true, seconds: t2 - t1, figures: { coldSeconds: t1 - t0, warmSeconds: t2 - t1, maxStallMs, coldMaxStallMs: coldStallMs } };
 }

@@ -17,6 +17,7 @@ import {
   runChild,
 } from './common.js';
 import { loadAdapter } from './implementations.js';
+import { startStallProbe } from './stall.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 /** wg(8) takes the keys as arguments: past this many, the list is split over several calls (ARG_MAX). */
@@ -142,8 +143,10 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
       await adapter.removePeers([randomBytes(32).toString('base64')]);
     }
     const t0 = now();
+    const probe = startStallProbe();
     await adapter.removePeers(keys);
-    return { ok: true, seconds: now() - t0, figures };
+    const seconds = now() - t0;
+    return { ok: true, seconds, figures: { ...figures, maxStallMs: probe.stop() } };
   } finally {
     adapter.close();
   }

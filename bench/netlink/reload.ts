@@ -21,6 +21,7 @@ import {
   scratchPath,
 } from './common.js';
 import { loadAdapter, openPeerStore } from './implementations.js';
+import { startStallProbe } from './stall.js';
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
@@ -121,9 +122,10 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
     const t0 = now();
     const peers = store.read();
     const t1 = now();
+    const probe = startStallProbe();
     await adapter.setPeers(peers);
     const t2 = now();
-    return { ok: true, seconds: t2 - t0, figures: { readSeconds: t1 - t0, loadSeconds: t2 - t1 } };
+    return { ok: true, seconds: t2 - t0, figures: { readSeconds: t1 - t0, loadSeconds: t2 - t1, maxStallMs: probe.stop() } };
   } finally {
     adapter.close();
     store.close();

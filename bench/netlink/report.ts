@@ -148,6 +148,15 @@ function label(results: BenchResults, impl: string): string {
 
 type Column = { head: string; value: (row: Row, size: SizeResult) => string };
 
+/**
+ * The longest event-loop stall during the operation (bench/netlink/stall.ts: a 10 ms timer in
+ * the same process), for the rows that run in Node; wg(8) and ip(8) rows have none.
+ */
+function stallCell(r: Row): string {
+  const ms = r.figures?.maxStallMs;
+  return ms === undefined || !Number.isFinite(ms) ? '—' : `${ms.toFixed(0)} ms`;
+}
+
 const COLUMNS: Record<string, Column[]> = {
   'install-latency': [
     { head: 'p50', value: (r) => formatSeconds(r.figures?.p50Seconds) },
@@ -171,6 +180,7 @@ const COLUMNS: Record<string, Column[]> = {
     },
     { head: 'of which SQLite read', value: (r) => formatSeconds(r.figures?.readSeconds) },
     { head: 'peak RSS', value: (r) => fmtRss(r.maxRssKiB) },
+    { head: 'longest stall', value: (r) => stallCell(r) },
   ],
   dump: [
     { head: 'wall (median)', value: (r) => formatSeconds(r.seconds) },
@@ -178,16 +188,19 @@ const COLUMNS: Record<string, Column[]> = {
     { head: 'cold: first call of a fresh process', value: (r) => formatSeconds(r.figures?.coldSeconds) },
     { head: 'repeats', value: (r) => (r.figures?.repeats !== undefined ? String(r.figures.repeats) : '—') },
     { head: 'peak RSS', value: (r) => fmtRss(r.maxRssKiB) },
+    { head: 'longest stall', value: (r) => stallCell(r) },
   ],
   eviction: [
     { head: 'wall', value: (r) => formatSeconds(r.seconds) },
     { head: '÷ wg(8)', value: (r) => fmtRatio(r.ratioToWg) },
     { head: 'peak RSS', value: (r) => fmtRss(r.maxRssKiB) },
+    { head: 'longest stall', value: (r) => stallCell(r) },
   ],
   delete: [
     { head: 'wall', value: (r) => formatSeconds(r.seconds) },
     { head: '÷ `ip link del`', value: (r) => fmtRatio(r.ratioToWg) },
     { head: 'peak RSS', value: (r) => fmtRss(r.maxRssKiB) },
+    { head: 'longest stall', value: (r) => stallCell(r) },
   ],
 };
 

@@ -28,6 +28,20 @@ export interface RequestContext {
   small?: boolean;
 }
 
+/**
+ * Where a pipelined request's messages come from, a batch at a time (see `requestPipelined`).
+ * Every message handed out belongs to the connection, which wipes it once sent.
+ */
+export interface MessageSource {
+  /** The next batch, or undefined after the last; may take turns of the event loop to encode. */
+  next(): Promise<Buffer[] | undefined>;
+  /**
+   * The request failed: wipe whatever is held, and learn what the whole operation would have
+   * been, so the `progress` called right after can count its messages.
+   */
+  abandon(): Promise<void>;
+}
+
 export interface RequestResult {
   /** Data messages (not acks, not DONE), in order; views into `datagrams`. */
   messages: NetlinkMessage[];
@@ -57,11 +71,7 @@ export class NetlinkConnection {
    * would not answer is refused first (ValidationError), and nothing is sent.
    */
   request(messages: Buffer[], context: RequestContext): Promise<RequestResult> {
-    if (this.closing) {
-      return Promise.reject(new WireGuardError(`${context.operation}: the WireGuard instance is closed`, {
-        code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: context.operation, interface: context.interface,
-      }));
-    }
+    if (this.closing) return Promise.reject(closedError(context));
     try {
       checkRequests(messages, this.protocol);
     } catch (error) {
@@ -104,6 +114,85 @@ export class NetlinkConnection {
   }
 
   /**
+   * Sends acknowledged requests (a large SET) batch by batch, each batch to the kernel while
+   * `source` encodes the next one on the event loop: the kernel's work per message (a DH per
+   * new peer) is many times JavaScript's, so encoding hides behind it, and only two batches
+   * exist at a time. The connection is held for the whole request, as for `request`. The first
+   * rejection stops it, and nothing after the rejected message is sent; its error's `progress`
+   * counts messages over the whole request (`context.progress` gets the overall count, once
+   * `source.abandon()` has resolved). `prepare` makes the source when the request's turn
+   * comes: it may take turns of the event loop (validating a large config), and if it throws,
+   * nothing is sent.
+   */
+  requestPipelined(prepare: () => Promise<MessageSource>, context: RequestContext): Promise<void> {
+    if (this.closing) return Promise.reject(closedError(context));
+    const run = async (): Promise<void> => {
+      // Prepared (validated, in slices) inside the connection's turn, so that this request
+      // still reaches the kernel in call order; a failure here has sent nothing.
+      const source = await prepare();
+      let completedBefore = 0;
+      let failure: { error: unknown; completed: number } | undefined;
+      let batch: Buffer[] | undefined;
+      let following: Promise<Buffer[] | undefined> | undefined;
+      try {
+        batch = await source.next();
+        while (batch !== undefined) {
+          checkRequests(batch, this.protocol);
+          for (const message of batch) {
+            this.sequence = (this.sequence + 1) >>> 0;
+            setSequence(message, this.sequence);
+          }
+          if (!this.transport) {
+            this.transport = this.open();
+            if (this.cancelled) this.transport.cancel?.();
+          }
+          const inFlight = this.transport.exchange(batch);
+          // Encoded while the kernel works on this batch; it is awaited (or, after a failure,
+          // settled) before anything else happens.
+          following = source.next();
+          following.catch(() => undefined);
+          let result;
+          try {
+            result = await inFlight;
+          } catch (error) {
+            this.transport.close();
+            this.transport = undefined;
+            failure = { error, completed: completedBefore + ((error as { completed?: number })?.completed ?? 0) };
+            break;
+          }
+          try {
+            const clock = new SliceClock();
+            await runInSlices(interpret(batch, result.replies, result.completed, { ...context, progress: undefined }, clock), clock);
+          } catch (error) {
+            failure = { error, completed: completedBefore + result.completed };
+            break;
+          } finally {
+            for (const datagram of result.replies) datagram.fill(0);
+          }
+          completedBefore += batch.length;
+          for (const message of batch) message.fill(0);
+          batch = await following;
+          following = undefined;
+        }
+      } catch (error) {
+        // The source failed to encode, or a batch was refused before sending: nothing of it
+        // went out.
+        failure = { error, completed: completedBefore };
+      } finally {
+        for (const message of batch ?? []) message.fill(0);
+      }
+      if (failure === undefined) return;
+      const pending = await following?.catch(() => undefined);
+      for (const message of pending ?? []) message.fill(0);
+      await source.abandon();
+      throw overall(failure.error, failure.completed, context);
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
    * Requests go on, but from now on a wait for an answer that has not come ends at once
    * (ECANCELED): a lost answer cannot hold up closing. A kernel that answers has answered
    * by the time the wait begins, so no real answer is cut off.
@@ -121,6 +210,34 @@ export class NetlinkConnection {
     });
     return this.closing;
   }
+}
+
+function closedError(context: RequestContext): WireGuardError {
+  return new WireGuardError(`${context.operation}: the WireGuard instance is closed`, {
+    code: 'ERR_JITGUARD_CLOSED', syscall: 'netlink', operation: context.operation, interface: context.interface,
+  });
+}
+
+/**
+ * A pipelined request's failure as its caller sees it: a kernel rejection or a failed system
+ * call of one batch, with `progress` over the whole request; anything else as it was.
+ */
+function overall(error: unknown, completed: number, context: RequestContext): unknown {
+  const progress = context.progress?.(completed);
+  if (error instanceof WireGuardError) {
+    return new WireGuardError(error.message, {
+      code: error.code, errno: error.errno, syscall: error.syscall, operation: error.operation,
+      interface: error.interface, kernelMessage: error.kernelMessage, progress,
+    });
+  }
+  const systemCall = fromSystemCallError(error, 1, context);
+  if (systemCall instanceof WireGuardError) {
+    return new WireGuardError(systemCall.message, {
+      code: systemCall.code, errno: systemCall.errno, syscall: systemCall.syscall, operation: systemCall.operation,
+      interface: systemCall.interface, progress,
+    });
+  }
+  return error;
 }
 
 /** The replies' data messages, or the kernel's error as a WireGuardError; yields when `clock` is due. */

@@ -10,7 +10,6 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { ValidationError, WireGuardError, errnoName } from '../errors.js';
-import type { Progress } from '../errors.js';
 import { KEY_LENGTH, decodeKey, derivePublicKey, describe, privateKeyObject } from '../keys.js';
 import type { KeyInput } from '../keys.js';
 import { MessageWriter, NetlinkDecodeError } from '../netlink/attributes.js';
@@ -24,11 +23,12 @@ import { DEFAULT_REPLY_TIMEOUT_MS, NativeTransport, validateReplyTimeout } from 
 import type { NetlinkTransport } from '../netlink/transport.js';
 import { decodeLinks, encodeCreateLink, encodeDeleteLink, encodeListLinks } from '../rtnetlink/link.js';
 import { decodeDeviceInSlices } from './decode.js';
-import { SliceClock } from '../slices.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice } from './encode.js';
+import { runInSlices, SliceClock } from '../slices.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, encodeSetDevice, progressAfter } from './encode.js';
+import { PIPELINE_MIN_PEERS, SetMessageSource } from './set-pipeline.js';
 import type { Device, DeviceConfig, DeviceWithPrivateKey, GetDeviceOptions } from './types.js';
 import { WGDEVICE_A_IFNAME, WG_CMD_GET_DEVICE, WG_GENL_NAME, WG_GENL_VERSION } from './uapi.js';
-import { rejectOwnKeyPeer, validateConfig, wipeConfig, type NormalizedConfig } from './validate.js';
+import { rejectOwnKeyPeer, validateConfig, validateConfigSteps, wipeConfig, type NormalizedConfig } from './validate.js';
 import { validateInterfaceName } from '../net/interface-name.js';
 
 export interface WireGuardOptions {
@@ -256,6 +256,7 @@ export class WireGuard {
 
   private async applyConfig(name: string, config: DeviceConfig): Promise<void> {
     validateInterfaceName(name);
+    if (isLargeConfig(config)) return this.applyLargeConfig(name, config);
     // Everything is validated before anything is sent; only then, if some peer could be
     // created and the interface's own key is not known, is it read (one dump per instance and
     // interface), to refuse a peer the kernel would silently ignore.
@@ -268,29 +269,51 @@ export class WireGuard {
       }
       const family = await this.resolveFamily();
       const { messages, boundaries } = encodeSetDevice(family, name, normalized, this.maxMessageBytes);
-      const progress = (completedMessages: number): Progress => {
-        const applied = completedMessages > 0 ? boundaries[completedMessages - 1] : undefined;
-        const rejected = boundaries[completedMessages];
-        return {
-          completedMessages,
-          totalMessages: messages.length,
-          appliedPeers: applied?.completedPeers ?? 0,
-          partialPeer: applied?.partialPeer,
-          uncertainPeers: rejected ? rejected.completedPeers + (rejected.partialPeer !== undefined ? 1 : 0) - (applied?.completedPeers ?? 0) : 0,
-        };
-      };
+      const progress = (completed: number) => progressAfter(boundaries, messages.length, completed);
       try {
         await this.generic.request(messages, { operation: 'setDevice', interface: name, progress, small: isSmallSet(normalized, messages.length) });
       } finally {
         for (const message of messages) message.fill(0);
       }
-      if (normalized.privateKey !== undefined) {
-        this.ownPublicKeys.set(name, normalized.privateKey === null ? null : derivePublicKey(normalized.privateKey));
-        this.ownKeyChanges++;
-      }
+      this.noteOwnKey(name, normalized);
     } finally {
       wipeConfig(normalized);
     }
+  }
+
+  /**
+   * A config of more than PIPELINE_MIN_PEERS peers: validated in slices of the event loop when
+   * its turn on the connection comes, then sent as a pipeline (set-pipeline.ts), so that
+   * neither its validation nor its encoding holds the event loop, and its messages never all
+   * exist at once. Here the interface's own key, when needed and unknown, is read before the
+   * config is validated (a read changes nothing), so that validation can run in the request's
+   * own turn and the SET still reaches the kernel in call order.
+   */
+  private async applyLargeConfig(name: string, config: DeviceConfig): Promise<void> {
+    if (config.privateKey === undefined && !this.ownPublicKeys.has(name) && mayCreatePeers(config)) {
+      await this.dumpDevice(name, 'setDevice');
+    }
+    const family = await this.resolveFamily();
+    let normalized: NormalizedConfig | undefined;
+    let source: SetMessageSource | undefined;
+    try {
+      await this.generic.requestPipelined(async () => {
+        const clock = new SliceClock();
+        normalized = await runInSlices(validateConfigSteps(config, this.ownPublicKeys.get(name), clock), clock);
+        source = new SetMessageSource(family, name, normalized, this.maxMessageBytes);
+        return source;
+      }, { operation: 'setDevice', interface: name, progress: (completed) => source!.progress(completed) });
+      this.noteOwnKey(name, normalized!);
+    } finally {
+      if (normalized) wipeConfig(normalized);
+    }
+  }
+
+  /** After a successful SET that set or cleared the private key: the interface's public key is known. */
+  private noteOwnKey(name: string, normalized: NormalizedConfig): void {
+    if (normalized.privateKey === undefined) return;
+    this.ownPublicKeys.set(name, normalized.privateKey === null ? null : derivePublicKey(normalized.privateKey));
+    this.ownKeyChanges++;
   }
 
   /** Removes peers by public key. Keys that are not on the interface are ignored. */
@@ -375,6 +398,24 @@ function readGetDeviceOptions(options: unknown): { privateKey: boolean; onPeers:
     throw new ValidationError('options.onPeers', `expected a function, got ${describe(onPeers)}`);
   }
   return { privateKey: privateKey === true, onPeers };
+}
+
+/**
+ * Whether some peer of a not yet validated config could be created (one that neither removes
+ * nor only updates): it stops at the first such peer, so it costs next to nothing.
+ */
+function mayCreatePeers(config: DeviceConfig): boolean {
+  for (const peer of config.peers ?? []) {
+    const p = peer as { remove?: unknown; updateOnly?: unknown } | null;
+    if (p === null || typeof p !== 'object' || (p.remove !== true && p.updateOnly !== true)) return true;
+  }
+  return false;
+}
+
+/** Whether a `setDevice` config is large enough for the pipeline (checked before validation, so only its peer count). */
+function isLargeConfig(config: unknown): boolean {
+  const peers = (config as { peers?: unknown } | null)?.peers;
+  return Array.isArray(peers) && peers.length > PIPELINE_MIN_PEERS;
 }
 
 /** Peers a SET may create or update and still count as small (see `RequestContext.small`). */

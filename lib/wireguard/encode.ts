@@ -14,6 +14,7 @@
  * Splitting is by bytes, like wg(8), not by count, like wgctrl-go: 100,000 small peers take
  * a few hundred messages, not 100,000 round trips.
  */
+import type { Progress } from '../errors.js';
 import { MessageWriter } from '../netlink/attributes.js';
 import { AF_INET, AF_INET6, NLA_HDRLEN, NLM_F_ACK, NLM_F_REQUEST } from '../netlink/constants.js';
 import { beginGenlMessage } from '../netlink/genl.js';
@@ -56,6 +57,22 @@ export interface MessageBoundary {
   completedPeers: number;
   /** A peer whose allowed IPs continue in the next message. */
   partialPeer?: number;
+}
+
+/**
+ * Peer-level progress once the first `completedMessages` of `boundaries` were accepted and the
+ * next one (if any) rejected: what a partial failure's `progress` reports.
+ */
+export function progressAfter(boundaries: MessageBoundary[], totalMessages: number, completedMessages: number): Progress {
+  const applied = completedMessages > 0 ? boundaries[completedMessages - 1] : undefined;
+  const rejected = boundaries[completedMessages];
+  return {
+    completedMessages,
+    totalMessages,
+    appliedPeers: applied?.completedPeers ?? 0,
+    partialPeer: applied?.partialPeer,
+    uncertainPeers: rejected ? rejected.completedPeers + (rejected.partialPeer !== undefined ? 1 : 0) - (applied?.completedPeers ?? 0) : 0,
+  };
 }
 
 export interface EncodedSet {
@@ -111,6 +128,12 @@ function estimateBytes(config: NormalizedConfig): number {
   return bytes;
 }
 
+/** One SET_DEVICE message and where it ends, in peers. */
+export interface EncodedMessage {
+  message: Buffer;
+  boundary: MessageBoundary;
+}
+
 /** Encodes a validated config into SET_DEVICE messages of at most `maxMessageBytes`. */
 export function encodeSetDevice(
   family: number,
@@ -118,11 +141,37 @@ export function encodeSetDevice(
   config: NormalizedConfig,
   maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
 ): EncodedSet {
+  const messages: Buffer[] = [];
+  const boundaries: MessageBoundary[] = [];
+  try {
+    for (const { message, boundary } of setDeviceMessages(family, interfaceName, config, maxMessageBytes)) {
+      messages.push(message);
+      boundaries.push(boundary);
+    }
+  } catch (error) {
+    for (const message of messages) message.fill(0);
+    throw error;
+  }
+  return { messages, boundaries };
+}
+
+/**
+ * The same messages one at a time, each encoded only when asked for: a pipelined SET sends one
+ * batch while the next is being encoded, so that a config of 10^5 peers never exists as ~16 MB
+ * of messages at once and its encoding is spread over turns of the event loop. Ending the
+ * iteration early (`return()`) wipes the writer; messages already handed out are the caller's.
+ */
+export function* setDeviceMessages(
+  family: number,
+  interfaceName: string,
+  config: NormalizedConfig,
+  maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+): Generator<EncodedMessage, void, void> {
   // Sized for what this config needs, not for the largest message: a one-peer install is a
   // couple of hundred bytes, and zeroing 64 KiB twice per install cost more than encoding it.
   const writer = new MessageWriter(Math.min(maxMessageBytes + 1024, estimateBytes(config)));
-  const messages: Buffer[] = [];
-  const boundaries: MessageBoundary[] = [];
+  // Messages finished while encoding the current peer, handed out once it is done.
+  const ready: EncodedMessage[] = [];
   let messageStart = 0;
   let peersNest = -1;
 
@@ -140,15 +189,15 @@ export function encodeSetDevice(
   const finishMessage = (boundary: MessageBoundary) => {
     if (peersNest !== -1) writer.endNest(peersNest);
     endMessage(writer, messageStart);
-    messages.push(writer.take());
+    ready.push({ message: writer.take(), boundary });
     writer.truncate(0);
-    boundaries.push(boundary);
   };
   const fits = () => writer.size <= maxMessageBytes;
 
   try {
     startMessage(true);
-    config.peers.forEach((peer, index) => {
+    for (let index = 0; index < config.peers.length; index++) {
+      const peer = config.peers[index]!;
       if (peersNest === -1) peersNest = writer.beginNest(WGDEVICE_A_PEERS);
       const begin = writer.size;
       const hasAllowedIps = peer.allowedIps !== undefined && peer.allowedIps.length > 0;
@@ -188,13 +237,13 @@ export function encodeSetDevice(
         writer.endNest(allowedNest);
       }
       writer.endNest(peerNest);
-    });
+      while (ready.length > 0) yield ready.shift()!;
+    }
     finishMessage({ completedPeers: config.peers.length });
-  } catch (error) {
-    for (const message of messages) message.fill(0);
-    throw error;
+    yield ready.shift()!;
   } finally {
+    // Messages finished but not handed out (the caller stopped early) are wiped with the writer.
+    for (const { message } of ready) message.fill(0);
     writer.wipe();
   }
-  return { messages, boundaries };
 }

@@ -6,6 +6,7 @@
 import { ValidationError } from '../errors.js';
 import { decodeKey, decodePrivateKey, derivePublicKey, describe } from '../keys.js';
 import { maskHostBits, parseEndpoint, parsePrefix } from '../net/ip.js';
+import { runAtOnce, SliceClock } from '../slices.js';
 import type { Endpoint, Prefix } from '../net/ip.js';
 import type { DeviceConfig, PeerConfig } from './types.js';
 
@@ -119,6 +120,16 @@ function validatePeer(peer: unknown, path: string): NormalizedPeer {
  * when known: a peer equal to it would be silently ignored by the kernel, so it is refused.
  */
 export function validateConfig(config: unknown, devicePublicKey: Uint8Array | null | undefined): NormalizedConfig {
+  return runAtOnce(validateConfigSteps(config, devicePublicKey, new SliceClock(Infinity)));
+}
+
+/**
+ * {@link validateConfig} as steps that yield whenever `clock` is due (run them with
+ * `runInSlices`): validating 10^5 peers (keys decoded, prefixes parsed, duplicates looked up)
+ * takes seconds under emulation, too long for one turn of the event loop. The result is the
+ * same; the caller must not change `config` until it is done.
+ */
+export function* validateConfigSteps(config: unknown, devicePublicKey: Uint8Array | null | undefined, clock: SliceClock): Generator<void, NormalizedConfig, void> {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new ValidationError('config', `expected a config object, got ${describe(config)}`);
   }
@@ -138,18 +149,20 @@ export function validateConfig(config: unknown, devicePublicKey: Uint8Array | nu
     }
     if (c.peers !== undefined) {
       if (!Array.isArray(c.peers)) throw new ValidationError('config.peers', `expected an array of peers, got ${describe(c.peers)}`);
+      const peers: unknown[] = c.peers;
       const seen = new Map<string, number>();
-      c.peers.forEach((peer, i) => {
+      for (let i = 0; i < peers.length; i++) {
+        if (clock.due()) yield;
         const path = `config.peers[${i}]`;
-        const normalizedPeer = validatePeer(peer, path);
+        const normalizedPeer = validatePeer(peers[i], path);
         normalized.peers.push(normalizedPeer); // before any further check, so a failure wipes it
         const key = bytesKey(normalizedPeer.publicKey);
         const first = seen.get(key);
         if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
         seen.set(key, i);
-      });
+      }
       rejectOwnKeyPeer(normalized, ownPublicKey);
-      rejectSharedPrefixes(normalized);
+      yield* rejectSharedPrefixes(normalized, clock);
       if (normalized.replacePeers) {
         const index = normalized.peers.findIndex((peer) => peer.updateOnly);
         if (index !== -1) {
@@ -180,18 +193,21 @@ export function rejectOwnKeyPeer(config: NormalizedConfig, ownPublicKey: Uint8Ar
  * Refuses the same prefix on two peers of one call: the kernel would silently move it to the
  * later one (an allowed IP routes to exactly one peer).
  */
-function rejectSharedPrefixes(config: NormalizedConfig): void {
+function* rejectSharedPrefixes(config: NormalizedConfig, clock: SliceClock): Generator<void, void, void> {
   const owner = new Map<string, number>();
-  config.peers.forEach((peer, i) => {
-    peer.allowedIps?.forEach((prefix, j) => {
+  for (let i = 0; i < config.peers.length; i++) {
+    if (clock.due()) yield;
+    const allowedIps = config.peers[i]!.allowedIps ?? [];
+    for (let j = 0; j < allowedIps.length; j++) {
+      const prefix = allowedIps[j]!;
       const key = `${bytesKey(prefix.bytes)}/${prefix.length}`;
       const first = owner.get(key);
       if (first !== undefined && first !== i) {
         throw new ValidationError(`config.peers[${i}].allowedIps[${j}]`, `the same prefix as an allowed IP of config.peers[${first}]; a prefix routes to one peer only`);
       }
       owner.set(key, i);
-    });
-  });
+    }
+  }
 }
 
 /** A cheap Map key for a short byte string (one char per byte; no base64 or hex). */
