@@ -356,7 +356,17 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
   stall(results, c) {
     const worst = scenarioStalls(results).map((s) => `${s.id} ${num(s.worst)} ms${busyAndGc(s)}`).join(', ');
     const p = partsOf(c, 'jit-latency');
+    const stalls = scenarioStalls(results);
+    const floors = stalls.filter((s) => s.floor !== undefined);
+    const unreachable = floors.filter((s) => s.floor! > STALL_LIMIT_MS);
+    const reachable = floors.filter((s) => s.floor! <= STALL_LIMIT_MS);
+    const floorText = floors.length
+      ? `The timer bystander (bench/gateway/timer-bystander.c: a C process waiting on the same 10 ms timer beside the gateway, doing nothing else) saw over the same windows ${floors.map((s) => `${s.id} ${num(s.floor)} ms`).join(', ')}: ` +
+        (unreachable.length ? `in ${unreachable.map((s) => s.id).join(', ')} the VM itself held every process longer than ${STALL_LIMIT_MS} ms (no gateway can meet the goal there in this VM); ` : '') +
+        (reachable.length ? `in ${reachable.map((s) => s.id).join(', ')} it did not, so there the gateway's own work is what is over the goal. ` : '. ')
+      : '';
     return (
+      floorText +
       `Longest stalls: ${worst}; "busy" is the longest stall in which the gateway process itself was on CPU for at least half the gap (every thread counted), the rest being the VM running the bench's orchestration, the clients and the kernel on its 2 vCPUs instead; "GC" is the longest garbage-collection pause of the gateway's event-loop thread in the same scenario (perf_hooks 'gc' entries): V8 scavenging or compacting the process's heap of about 10 MB, which under TCG takes tens of milliseconds whatever the gateway's code does. ` +
       (p ? `The longest synchronous parts in the instrumented JIT run were the capture wake-up (${ms(partMax(p, BATCH))}) and one verification (${ms(partMax(p, VERIFY))}). ` : '') +
       'What the instrumented runs show (JITGUARD_BENCH_PARTS=1: the gateway process logs the timed parts and the collections inside its longest stall and its longest busy stall): collections of 40–80 ms (a scavenge while a burst\'s initiations are in flight, a mark-compact finalising incremental marking) inside the longest busy stalls of the JIT, burst and switchover runs; single cold steps of start() (the capture\'s first open, 23–30 ms; the first slices of a dump, in which a CPU profile shows V8 compiling code that has not run before); and gaps with no timed part and little CPU, in which the VM ran the kernel, the clients or the orchestration. ' +

@@ -161,7 +161,7 @@ export function* validateConfigSteps(config: unknown, devicePublicKey: Uint8Arra
         if (first !== undefined) throw new ValidationError(`${path}.publicKey`, `the same public key as config.peers[${first}]; list each peer once`);
         seen.set(key, i);
       }
-      rejectOwnKeyPeer(normalized, ownPublicKey);
+      yield* rejectOwnKeyPeerSteps(normalized, ownPublicKey, clock);
       yield* rejectSharedPrefixes(normalized, clock);
       if (normalized.replacePeers) {
         const index = normalized.peers.findIndex((peer) => peer.updateOnly);
@@ -182,10 +182,17 @@ export function* validateConfigSteps(config: unknown, devicePublicKey: Uint8Arra
  * it (set_peer skips a peer whose key is the device's own).
  */
 export function rejectOwnKeyPeer(config: NormalizedConfig, ownPublicKey: Uint8Array | null): void {
+  runAtOnce(rejectOwnKeyPeerSteps(config, ownPublicKey, new SliceClock(Infinity)));
+}
+
+function* rejectOwnKeyPeerSteps(config: NormalizedConfig, ownPublicKey: Uint8Array | null, clock: SliceClock): Generator<void, void, void> {
   if (!ownPublicKey) return;
-  const index = config.peers.findIndex((peer) => !peer.remove && Buffer.compare(peer.publicKey, ownPublicKey) === 0);
-  if (index !== -1) {
-    throw new ValidationError(`config.peers[${index}].publicKey`, "equals the interface's own public key; the kernel would silently ignore this peer");
+  for (let index = 0; index < config.peers.length; index++) {
+    if (clock.due()) yield;
+    const peer = config.peers[index]!;
+    if (!peer.remove && Buffer.compare(peer.publicKey, ownPublicKey) === 0) {
+      throw new ValidationError(`config.peers[${index}].publicKey`, "equals the interface's own public key; the kernel would silently ignore this peer");
+    }
   }
 }
 
