@@ -78,14 +78,7 @@ export class NetlinkConnection {
       return Promise.reject(error);
     }
     const run = async (): Promise<RequestResult> => {
-      for (const message of messages) {
-        this.sequence = (this.sequence + 1) >>> 0;
-        setSequence(message, this.sequence);
-      }
-      if (!this.transport) {
-        this.transport = this.open();
-        if (this.cancelled) this.transport.cancel?.();
-      }
+      this.transport = this.readyToSend(messages);
       let result;
       try {
         result = context.small && this.transport.exchangeNow
@@ -138,14 +131,7 @@ export class NetlinkConnection {
         batch = await source.next();
         while (batch !== undefined) {
           checkRequests(batch, this.protocol);
-          for (const message of batch) {
-            this.sequence = (this.sequence + 1) >>> 0;
-            setSequence(message, this.sequence);
-          }
-          if (!this.transport) {
-            this.transport = this.open();
-            if (this.cancelled) this.transport.cancel?.();
-          }
+          this.transport = this.readyToSend(batch);
           const inFlight = this.transport.exchange(batch);
           // Encoded while the kernel works on this batch; it is awaited (or, after a failure,
           // settled) before anything else happens.
@@ -190,6 +176,19 @@ export class NetlinkConnection {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** Numbers `messages` and returns the transport to send them on, opening it if needed. */
+  private readyToSend(messages: Buffer[]): NetlinkTransport {
+    for (const message of messages) {
+      this.sequence = (this.sequence + 1) >>> 0;
+      setSequence(message, this.sequence);
+    }
+    if (!this.transport) {
+      this.transport = this.open();
+      if (this.cancelled) this.transport.cancel?.();
+    }
+    return this.transport;
   }
 
   /**
