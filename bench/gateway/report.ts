@@ -354,9 +354,9 @@ export const CLOSING: Record<string, (results: BenchResults, c: Companions) => s
     );
   },
   stall(results, c) {
-    const worst = scenarioStalls(results).map((s) => `${s.id} ${num(s.worst)} ms${busyAndGc(s)}`).join(', ');
-    const p = partsOf(c, 'jit-latency');
     const stalls = scenarioStalls(results);
+    const worst = stalls.map((s) => `${s.id} ${num(s.worst)} ms${busyAndGc(s)}`).join(', ');
+    const p = partsOf(c, 'jit-latency');
     const floors = stalls.filter((s) => s.floor !== undefined);
     const unreachable = floors.filter((s) => s.floor! > STALL_LIMIT_MS);
     const reachable = floors.filter((s) => s.floor! <= STALL_LIMIT_MS);

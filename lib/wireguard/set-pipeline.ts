@@ -28,7 +28,7 @@ export class SetMessageSource implements MessageSource {
   private total: number | undefined;
   private readonly clock = new SliceClock();
 
-  constructor(family: number, interfaceName: string, config: NormalizedConfig, maxMessageBytes: number, private readonly batchBytes = PIPELINE_BATCH_BYTES) {
+  constructor(family: number, interfaceName: string, config: NormalizedConfig, maxMessageBytes: number) {
     this.messages = setDeviceMessages(family, interfaceName, config, maxMessageBytes);
   }
 
@@ -37,7 +37,7 @@ export class SetMessageSource implements MessageSource {
     const batch: Buffer[] = [];
     let bytes = 0;
     this.clock.restart();
-    while (bytes < this.batchBytes) {
+    while (bytes < PIPELINE_BATCH_BYTES) {
       const step = this.messages.next();
       if (step.done) {
         this.total = this.boundaries.length;

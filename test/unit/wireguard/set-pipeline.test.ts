@@ -69,6 +69,16 @@ class AckingKernel implements NetlinkTransport {
   close(): void {}
 }
 
+/** Runs `body` with a WireGuard instance over `kernel`, closing it afterwards. */
+async function over(kernel: AckingKernel, body: (wg: WireGuard) => Promise<void>): Promise<void> {
+  const wg = new WireGuard({ transports: { generic: kernel } });
+  try {
+    await body(wg);
+  } finally {
+    await wg.close();
+  }
+}
+
 function bigConfig(peers = PEERS) {
   return {
     privateKey: key(1, 'device'),
@@ -79,8 +89,7 @@ function bigConfig(peers = PEERS) {
 describe('setDevice of a large config: a pipeline', () => {
   it('sends the same messages, in order, as the one-request encoding, in several exchanges', async () => {
     const kernel = new AckingKernel();
-    const wg = new WireGuard({ transports: { generic: kernel } });
-    try {
+    await over(kernel, async (wg) => {
       const config = bigConfig();
       await wg.setDevice('wg0', config);
       const expected = encodeSetDevice(FAMILY, 'wg0', validateConfig(config, undefined)).messages;
@@ -93,9 +102,7 @@ describe('setDevice of a large config: a pipeline', () => {
       });
       assert.ok(kernel.exchanges.length > 1, `one exchange of ${kernel.exchanges[0]} messages`);
       assert.equal(kernel.exchanges.reduce((a, b) => a + b, 0), expected.length);
-    } finally {
-      await wg.close();
-    }
+    });
   });
 
   it('validates a large config in slices: timers run before its first message is sent', async () => {
@@ -120,8 +127,7 @@ describe('setDevice of a large config: a pipeline', () => {
     const expected = encodeSetDevice(FAMILY, 'wg0', validateConfig(config, undefined));
     const rejectAt = Math.floor(expected.messages.length / 2) + 1; // in a later exchange than the first
     const kernel = new AckingKernel(rejectAt);
-    const wg = new WireGuard({ transports: { generic: kernel } });
-    try {
+    await over(kernel, async (wg) => {
       await assert.rejects(wg.setDevice('wg0', config), (e: unknown) => {
         assert.ok(e instanceof WireGuardError, String(e));
         assert.equal(e.code, 'EINVAL');
@@ -138,9 +144,7 @@ describe('setDevice of a large config: a pipeline', () => {
       // Nothing after the rejected message was sent.
       assert.equal(kernel.received.length, rejectAt + 1);
       assert.ok(kernel.exchanges.length > 1);
-    } finally {
-      await wg.close();
-    }
+    });
   });
 
   it('reports progress over the whole config when a system call fails in a later batch', async () => {
@@ -148,8 +152,7 @@ describe('setDevice of a large config: a pipeline', () => {
     const expected = encodeSetDevice(FAMILY, 'wg0', validateConfig(config, undefined));
     const kernel = new AckingKernel();
     kernel.failExchange = 1;
-    const wg = new WireGuard({ transports: { generic: kernel } });
-    try {
+    await over(kernel, async (wg) => {
       await assert.rejects(wg.setDevice('wg0', config), (e: unknown) => {
         assert.ok(e instanceof WireGuardError, String(e));
         assert.equal(e.code, 'ENOBUFS');
@@ -161,15 +164,12 @@ describe('setDevice of a large config: a pipeline', () => {
         return true;
       });
       assert.equal(kernel.exchanges.length, 2);
-    } finally {
-      await wg.close();
-    }
+    });
   });
 
   it('refuses an invalid peer anywhere in the config before sending anything', async () => {
     const kernel = new AckingKernel();
-    const wg = new WireGuard({ transports: { generic: kernel } });
-    try {
+    await over(kernel, async (wg) => {
       const config = bigConfig();
       config.peers[PEERS - 1]!.allowedIps = ['10.0.0.0/33'];
       await assert.rejects(wg.setDevice('wg0', config), (e: unknown) => e instanceof ValidationError && e.path === `config.peers[${PEERS - 1}].allowedIps[0]`);
@@ -177,15 +177,12 @@ describe('setDevice of a large config: a pipeline', () => {
       duplicate.peers[PEERS - 1]!.publicKey = duplicate.peers[3]!.publicKey;
       await assert.rejects(wg.setDevice('wg0', duplicate), /the same public key as config.peers\[3\]/);
       assert.equal(kernel.received.length, 0);
-    } finally {
-      await wg.close();
-    }
+    });
   });
 
   it('keeps call order: a small call made after a large one reaches the kernel after it', async () => {
     const kernel = new AckingKernel();
-    const wg = new WireGuard({ transports: { generic: kernel } });
-    try {
+    await over(kernel, async (wg) => {
       const large = wg.setDevice('wg0', bigConfig());
       const small = wg.setDevice('wg0', { listenPort: 4242 });
       await Promise.all([large, small]);
@@ -194,9 +191,7 @@ describe('setDevice of a large config: a pipeline', () => {
       assert.equal(lastExchange, 1);
       const last = kernel.received[kernel.received.length - 1]!;
       assert.ok(last.length < 100, `last message is ${last.length} bytes`);
-    } finally {
-      await wg.close();
-    }
+    });
   });
 
   it('takes the one-request path at the threshold and the pipeline above it', async () => {
