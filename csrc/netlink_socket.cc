@@ -80,6 +80,11 @@ struct SocketState {
   int fd = -1;
   int wake_fd = -1;  // eventfd; readable once cancel() or close() was called
   int reply_timeout_ms = 0;
+  // Where replies are read, used by one exchange at a time (exchanges on a socket never overlap)
+  // and all zeros between them: each datagram is wiped as soon as it is copied out. One buffer
+  // for the socket's life, because allocating, zeroing and wiping 64 KiB per exchange doubled
+  // the time of a one-peer SET from C in the TCG test VM (0.36 ms plain, 0.53 ms with them).
+  Bytes receive_buffer;
   // Set by close(): an exchange stops before its next message.
   std::atomic<bool> stopping{false};
   // JS thread only:
@@ -102,6 +107,7 @@ void CloseDescriptors(SocketState* state) {
 void Release(SocketState* state) {
   if (--state->refs > 0) return;
   CloseDescriptors(state);
+  Wipe(state->receive_buffer);
   delete state;
 }
 
@@ -140,7 +146,8 @@ class ExchangeRun {
 
   // `wait_ms`: how long one wait for an answer may take before the exchange fails (ETIMEDOUT).
   void Run(int wait_ms) {
-    Bytes buffer(65536);
+    Bytes& buffer = state_->receive_buffer;
+    if (buffer.size() < kReceiveBufferBytes) Grow(buffer, kReceiveBufferBytes);
     for (Bytes& message : messages_) {
       if (state_->stopping.load()) {
         Fail(ECANCELED, "sendmsg");
@@ -156,7 +163,8 @@ class ExchangeRun {
         ssize_t size = ReceiveOne(buffer, wait_ms);
         if (size < 0) break;
         if (size == 0) continue;  // nothing after all (a spurious wake-up): wait again
-        if (KeepIfOurs(buffer, static_cast<size_t>(size), seq, &finished, &rejected)) {
+        if (KeepIfOurs(buffer, static_cast<size_t>(size), seq, &finished, &rejected) &&
+            !OnlyAcks(buffer, static_cast<size_t>(size), seq)) {
           replies_.emplace_back(buffer.begin(), buffer.begin() + size);
         }
         explicit_bzero(buffer.data(), static_cast<size_t>(size));
@@ -164,7 +172,6 @@ class ExchangeRun {
       if (errno_ != 0 || rejected) break;  // later messages are not sent: the caller learns `completed`
       completed_++;
     }
-    Wipe(buffer);
   }
 
   // On the JS thread: the result object, or throws the errno error (with `completed`).
@@ -246,6 +253,11 @@ class ExchangeRun {
     }
   }
 
+  // Replies are read into a buffer this large, grown when a datagram is larger (the kernel
+  // caps a dump's datagrams at 32 KiB, but rtnetlink may need more for an interface with many
+  // virtual functions).
+  static constexpr size_t kReceiveBufferBytes = 65536;
+
   // Replaces `buffer` by a larger one; the old one is wiped before it is freed.
   static void Grow(Bytes& buffer, size_t size) {
     Bytes larger(size);
@@ -256,14 +268,22 @@ class ExchangeRun {
   // Reads one datagram, growing `buffer` first if the pending datagram is larger. Returns its
   // size, 0 if there was nothing to read after all, -1 on failure (errno_ set).
   ssize_t ReceiveOne(Bytes& buffer, int wait_ms) {
-    if (!WaitReadable(wait_ms)) return -1;
+    // The answer is usually queued already (the kernel queues it inside sendmsg), so the first
+    // look does not wait: poll() and its deadline's two clock reads come only when the queue
+    // is empty. (In the TCG test VM the clock is HPET, so each clock read is a system call.)
+    bool waited = false;
     for (;;) {
       // Zero-length peek: the kernel reports the datagram's full length (MSG_TRUNC) without
       // copying any of it, so no reply bytes are left in a buffer that gets replaced.
       ssize_t pending = recv(state_->fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
       if (pending < 0) {
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (waited) return 0;  // woken, yet nothing to read: the caller waits again
+          if (!WaitReadable(wait_ms)) return -1;
+          waited = true;
+          continue;
+        }
         Fail(errno, "recvmsg");
         return -1;
       }
@@ -305,6 +325,24 @@ class ExchangeRun {
       offset += NLMSG_ALIGN(length);
     }
     return ours;
+  }
+
+  // Whether the datagram holds nothing but acknowledgements (NLMSG_ERROR with error 0) of
+  // request `seq`: those say no more than `completed` does, so they are not handed to
+  // JavaScript, which saves a Buffer per message of every SET.
+  static bool OnlyAcks(const Bytes& buffer, size_t size, uint32_t seq) {
+    size_t offset = 0;
+    while (offset + sizeof(nlmsghdr) <= size) {
+      const auto* header = reinterpret_cast<const nlmsghdr*>(buffer.data() + offset);
+      const size_t length = header->nlmsg_len;
+      if (length < NLMSG_LENGTH(sizeof(int)) || length > size - offset) return false;
+      if (header->nlmsg_seq != seq || header->nlmsg_type != NLMSG_ERROR) return false;
+      int error = 0;
+      memcpy(&error, NLMSG_DATA(header), sizeof(error));
+      if (error != 0) return false;
+      offset += NLMSG_ALIGN(length);
+    }
+    return offset > 0;
   }
 
   SocketState* state_;

@@ -8,7 +8,11 @@ import { describe } from '../describe.js';
 import { loadBinding } from '../native/binding.js';
 
 export interface ExchangeResult {
-  /** Every reply datagram that belongs to the messages sent, in arrival order. */
+  /**
+   * The reply datagrams that belong to the messages sent, in arrival order. The native
+   * transport leaves out datagrams holding only acknowledgements (error 0): `completed`
+   * already says which messages succeeded.
+   */
   replies: Buffer[];
   /** How many of the messages the kernel finished without error. */
   completed: number;
