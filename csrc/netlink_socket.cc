@@ -137,7 +137,10 @@ int MillisecondsUntil(const timespec& deadline) {
 // each one's replies until its NLMSG_ERROR/NLMSG_DONE, stopping at the first rejection.
 class ExchangeRun {
  public:
-  ExchangeRun(SocketState* state, std::vector<Bytes> messages) : state_(state), messages_(std::move(messages)) {}
+  // `first_reply_only`: a message is done once its first datagram is read (the head of a dump;
+  // the socket then holds the rest of the dump and must be replaced).
+  ExchangeRun(SocketState* state, std::vector<Bytes> messages, bool first_reply_only = false)
+      : state_(state), messages_(std::move(messages)), first_reply_only_(first_reply_only) {}
 
   ~ExchangeRun() {
     for (Bytes& m : messages_) Wipe(m);
@@ -166,6 +169,7 @@ class ExchangeRun {
         if (KeepIfOurs(buffer, static_cast<size_t>(size), seq, &finished, &rejected) &&
             !OnlyAcks(buffer, static_cast<size_t>(size), seq)) {
           replies_.emplace_back(buffer.begin(), buffer.begin() + size);
+          if (first_reply_only_) finished = true;
         }
         explicit_bzero(buffer.data(), static_cast<size_t>(size));
       }
@@ -347,6 +351,7 @@ class ExchangeRun {
 
   SocketState* state_;
   std::vector<Bytes> messages_;
+  const bool first_reply_only_;
   std::vector<Bytes> replies_;
   uint32_t completed_ = 0;
   int errno_ = 0;
@@ -533,18 +538,22 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
     return promise;
   }
 
-  // exchangeNow(messages: Buffer[]): { replies: Buffer[], completed: number }
+  // exchangeNow(messages: Buffer[], firstReplyOnly?: boolean): { replies: Buffer[], completed: number }
   // The same exchange on the JS thread, without the two thread hops of the pool: for small
   // requests whose kernel work, done inside sendmsg(), costs less than those hops (a one-peer
   // WireGuard SET: ~0.5-1.7 ms in the test VM from C, against 6-13 ms through the pool). The
   // answer is queued before sendmsg() returns, so the wait finds it at once; one that does not
   // come within kNowWaitMs fails (ETIMEDOUT) instead of holding the event loop. Refused with
   // EBUSY while an exchange is on the pool (TypeScript queues its requests, so it never is).
+  // With `firstReplyOnly`, each message is done at its first datagram: the head of a dump,
+  // which the kernel builds inside sendmsg(); the rest stays queued, so the caller replaces
+  // the socket.
   Napi::Value ExchangeNow(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (state_->fd < 0 || state_->close_requested) throw ErrnoError(env, EBADF, "sendmsg");
     if (state_->running || state_->waiting_first != nullptr) throw ErrnoError(env, EBUSY, "sendmsg");
-    ExchangeRun exchange(state_, Messages(env, info[0]));
+    const bool first_reply_only = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    ExchangeRun exchange(state_, Messages(env, info[0]), first_reply_only);
     exchange.Run(std::min(state_->reply_timeout_ms, kNowWaitMs));
     return exchange.Result(env);
   }

@@ -33,6 +33,13 @@ export interface NetlinkTransport {
    */
   exchangeNow?(messages: Buffer[]): ExchangeResult;
   /**
+   * Optional. Sends one dump request on the calling thread and returns only its first reply
+   * datagram (`completed` 1 once it is read): the kernel builds that one inside sendmsg, and
+   * builds the others only as they are read, so this costs one datagram whatever the size of
+   * the dump. The rest of the dump is left queued: the socket must not be used again.
+   */
+  exchangeFirstReply?(message: Buffer): ExchangeResult;
+  /**
    * Optional. From now on, a wait for an answer that has not come ends at once, failing the
    * exchange with errno ECANCELED (syscall 'poll'); answers that have come are still read.
    * `WireGuard.close()` calls it so that a lost answer cannot hold up closing.
@@ -44,7 +51,7 @@ export interface NetlinkTransport {
 
 interface NativeNetlinkSocket {
   exchange(messages: Buffer[]): Promise<ExchangeResult>;
-  exchangeNow(messages: Buffer[]): ExchangeResult;
+  exchangeNow(messages: Buffer[], firstReplyOnly?: boolean): ExchangeResult;
   cancel(): void;
   close(): void;
 }
@@ -129,6 +136,10 @@ export class NativeTransport implements NetlinkTransport {
 
   exchangeNow(messages: Buffer[]): ExchangeResult {
     return this.socket.exchangeNow(messages);
+  }
+
+  exchangeFirstReply(message: Buffer): ExchangeResult {
+    return this.socket.exchangeNow([message], true);
   }
 
   cancel(): void {

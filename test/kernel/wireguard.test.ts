@@ -149,6 +149,28 @@ describe('configure with wg, read with getDevice', () => {
     });
   });
 
+  it('a fresh instance learns the own key set by wg from the head of a dump: refuses that key as a peer, then installs and reads normally', async () => {
+    await withDevice(async (_wg, ns) => {
+      const peers = Array.from({ length: 3000 }, (_, i) => ({ PublicKey: key(i), AllowedIPs: `10.${i >> 8}.${i & 0xff}.1/32` }));
+      await setconf(ns, 'wg0', wgConf({ privateKey: devicePrivateText, peers }));
+      const fresh = new WireGuard({ netns: ns.path });
+      try {
+        const started = performance.now();
+        await assert.rejects(fresh.setDevice('wg0', { peers: [{ publicKey: devicePublicText, allowedIps: ['10.200.0.1/32'] }] }),
+          (e: unknown) => e instanceof ValidationError && /own public key/.test(e.message));
+        const refusedMs = performance.now() - started;
+        await fresh.setDevice('wg0', { peers: [{ publicKey: key(5000), allowedIps: ['10.200.0.2/32'] }] });
+        // The socket that held the rest of the dump was replaced: the next dump is whole and clean.
+        const device = await fresh.getDevice('wg0');
+        assert.equal(device.peers.length, 3001);
+        assert.equal(device.publicKey, devicePublicText);
+        console.log(`# own-key refusal on a fresh instance (3,000 peers): ${refusedMs.toFixed(1)} ms`);
+      } finally {
+        fresh.close();
+      }
+    });
+  });
+
   it('hands the private key over as a KeyObject equal to what wg set', async () => {
     await withDevice(async (wg, ns) => {
       assert.equal(await wg.getPrivateKey('wg0'), null);

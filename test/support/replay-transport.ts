@@ -21,8 +21,25 @@ export interface ReplayStep {
 export class ReplayTransport implements NetlinkTransport {
   readonly sent: Buffer[][] = [];
   closed = false;
+  /** Calls of `exchangeFirstReply`. */
+  firstReplies = 0;
+  /** Present only with `{ firstReply: true }`: answers with the first datagram of the next step. */
+  exchangeFirstReply?: (message: Buffer) => ExchangeResult;
 
-  constructor(private readonly steps: ReplayStep[]) {}
+  constructor(private readonly steps: ReplayStep[], options: { firstReply?: boolean } = {}) {
+    if (options.firstReply) {
+      this.exchangeFirstReply = (message) => {
+        this.firstReplies++;
+        this.sent.push([Buffer.from(message)]);
+        const step = this.steps.shift();
+        if (!step?.replies?.length) throw new Error(`ReplayTransport: unexpected exchangeFirstReply #${this.sent.length}`);
+        step.check?.([message]);
+        const head = Buffer.from(step.replies[0]!);
+        restamp(head, message.readUInt32LE(8));
+        return { replies: [head], completed: 1 };
+      };
+    }
+  }
 
   get remaining(): number {
     return this.steps.length;

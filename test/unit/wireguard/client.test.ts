@@ -304,6 +304,53 @@ describe('review fixes: dumps, validation order, progress, close', () => {
   });
 });
 
+describe('issue 11: the own key from the head of a dump, not a whole dump', () => {
+  const devicePeer = { publicKey: Buffer.from(devicePublic).toString('base64'), allowedIps: ['10.9.0.1/32'] };
+
+  it('reads only the first datagram of the dump, replaces the socket, and refuses a peer equal to the own key', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump() }, { replies: [ack()] }], { firstReply: true });
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('wg0', { peers: [devicePeer] }), (e: unknown) => e instanceof ValidationError && /own public key/.test(e.message));
+    assert.equal(transport.firstReplies, 1, 'the head was read with exchangeFirstReply');
+    assert.equal(transport.closed, true, 'the socket holding the rest of the dump was closed');
+    assert.equal(transport.sent.length, 2, 'nothing was SET');
+    // The key is known now: another peer goes straight to its SET, with no second read.
+    await wg.setDevice('wg0', { peers: [{ publicKey: key(5), allowedIps: ['10.9.0.2/32'] }] });
+    assert.equal(transport.firstReplies, 1);
+    assert.equal(transport.remaining, 0);
+  });
+
+  it('zeroes the head datagram it read (it carries the private key)', async () => {
+    const head = splitDump()[0]!;
+    let handedOut: Buffer | undefined;
+    const transport = new ReplayTransport([familyStep, { replies: [head] }, { replies: [ack()] }], { firstReply: true });
+    const read = transport.exchangeFirstReply!;
+    transport.exchangeFirstReply = (message) => {
+      const result = read(message);
+      handedOut = result.replies[0];
+      return result;
+    };
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await wg.setDevice('wg0', { peers: [{ publicKey: key(5) }] });
+    assert.ok(handedOut && handedOut.length > 0);
+    assert.ok(handedOut.every((b) => b === 0), 'the head datagram was wiped');
+  });
+
+  it('fails with the kernel\'s error when the head is an error (no such interface), and sends no SET', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: [errorReply(19)] }], { firstReply: true });
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('nope0', { peers: [{ publicKey: key(5) }] }), (e: unknown) => e instanceof WireGuardError && e.code === 'ENODEV');
+    assert.equal(transport.sent.length, 2);
+  });
+
+  it('falls back to a whole dump with a transport that cannot read just the head', async () => {
+    const transport = new ReplayTransport([familyStep, { replies: splitDump() }]);
+    const wg = new WireGuard({ transports: { generic: transport } });
+    await assert.rejects(wg.setDevice('wg0', { peers: [devicePeer] }), /own public key/);
+    assert.equal(transport.remaining, 0, 'the whole dump was read');
+  });
+});
+
 describe('issue 8: options, typed decode errors, close()', () => {
   it('validates maxDumpAttempts: a positive integer up to 1000 (NaN or Infinity retried forever)', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 1001, '8']) {
