@@ -5,7 +5,11 @@
  * each followed by its ack. Nothing but the netlink message: no validation, no encoding
  * framework, no thread hop. Used as an anchor by bench/gateway/jit-latency.ts.
  *
- *   install-floor IFNAME COUNT GAP_MS [--keepalive]
+ *   install-floor IFNAME COUNT GAP_MS [--keepalive] [--keep] [--first-index I]
+ *
+ * --keep leaves the installed peers on the device (as the netlink bench's library rows do,
+ * installing back to back onto a growing device); --first-index numbers them from I, so that
+ * several runs on one device use distinct allowed IPs.
  *
  * Peers get random keys (the kernel precomputes a DH with each, as for a real client), endpoints
  * in 192.0.2.0/24 (TEST-NET-1: the kernel's initiations go nowhere) and allowed IPs in
@@ -57,13 +61,23 @@ static void set_peer(struct message *m, uint16_t family, uint32_t seq, const cha
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: %s IFNAME COUNT GAP_MS [--keepalive]\n", argv[0]);
+    fprintf(stderr, "usage: %s IFNAME COUNT GAP_MS [--keepalive] [--keep] [--first-index I]\n", argv[0]);
     return 2;
   }
   const char *ifname = argv[1];
   long count = strtol(argv[2], NULL, 10);
   long gap_ms = strtol(argv[3], NULL, 10);
-  int keepalive = argc > 4 && strcmp(argv[4], "--keepalive") == 0;
+  int keepalive = 0, keep = 0;
+  uint32_t first_index = 0;
+  for (int a = 4; a < argc; a++) {
+    if (strcmp(argv[a], "--keepalive") == 0) keepalive = 1;
+    else if (strcmp(argv[a], "--keep") == 0) keep = 1;
+    else if (strcmp(argv[a], "--first-index") == 0 && a + 1 < argc) first_index = (uint32_t)strtoul(argv[++a], NULL, 10);
+    else {
+      fprintf(stderr, "unknown argument %s\n", argv[a]);
+      return 2;
+    }
+  }
 
   static struct message m;
   uint16_t family;
@@ -77,7 +91,7 @@ int main(int argc, char **argv) {
     }
     unsigned char key[32];
     if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) die("getrandom");
-    set_peer(&m, family, seq++, ifname, key, (uint32_t)i, keepalive, 0);
+    set_peer(&m, family, seq++, ifname, key, first_index + (uint32_t)i, keepalive, 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int error = exchange(fd, &m, NULL);
@@ -88,7 +102,8 @@ int main(int argc, char **argv) {
     }
     printf("%lld\n", (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     fflush(stdout);
-    set_peer(&m, family, seq++, ifname, key, (uint32_t)i, 0, 1);
+    if (keep) continue;
+    set_peer(&m, family, seq++, ifname, key, first_index + (uint32_t)i, 0, 1);
     error = exchange(fd, &m, NULL);
     if (error) {
       fprintf(stderr, "remove %ld: errno %d (%s)\n", i, error, strerror(error));

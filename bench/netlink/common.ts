@@ -88,6 +88,12 @@ export interface BenchConfig {
   installSamples: number;
   installRounds: number;
   installWarmup: number;
+  /**
+   * Untimed installs before the samples of an in-process row (jitguard, the Node floor, the C
+   * floor): a gateway installs all day, so its install path is compiled and warm; the first
+   * hundred calls of a fresh process are not (their p50 was ~1.4× the later ones' in the VM).
+   */
+  libraryWarmup: number;
   dumpRepeats: (n: number) => number;
   /** Largest N at which the RTM_DELLINK-with-peers path (ip link del) is run. */
   linkDelMaxN: number;

@@ -33,6 +33,8 @@ export function implementationInfos(): ImplementationInfo[] {
   const jitguard = JSON.parse(readFileSync(join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string };
   return [
     { id: 'jitguard', label: `jitguard ${jitguard.version}`, what: 'this library: TypeScript over a thin N-API addon; size-split SET, merged dumps' },
+    { id: 'c-floor', label: 'C one-peer SET (floor)', what: 'bench/gateway/install-floor.c: raw netlink from one long-running C process, nothing else (the system-call floor of one install)' },
+    { id: 'node-floor', label: 'Node floor (addon exchange)', what: "jitguard's addon sending a one-peer SET encoded beforehand: the floor of any Node library in this VM" },
     { id: 'wg', label: 'wg(8)', what: 'wireguard-tools (C): one process per call, size-split netlink messages' },
     { id: 'wg-node', label: 'wg(8) from Node', what: 'a Node process spawning wg(8) and parsing its output (what a Node gateway without a netlink library does)' },
     { id: 'ip', label: 'ip link del', what: 'iproute2: RTM_DELLINK; the kernel then tears the peers down one by one' },

@@ -15,6 +15,7 @@ import {
   type PeerSpec,
   type Row,
   INTERFACE,
+  INSTALL_FLOOR,
   createFixture,
   destroyFixture,
   latencyFigures,
@@ -40,6 +41,8 @@ interface Plan {
 
 const PLANS: Plan[] = [
   { impl: 'jitguard', how: '`setDevice` with one peer per call', full: true, required: true },
+  { impl: 'c-floor', how: 'one-peer SET from one long-running C process (bench/gateway/install-floor.c --keep), sendmsg → ack', full: true, required: true },
+  { impl: 'node-floor', how: "the addon's `exchangeNow` of a one-peer SET encoded before the clock starts: no validation, no encoding, no promise", full: true, required: true },
   { impl: 'wg', how: '`wg set wg0 peer K endpoint E allowed-ips A` per peer, from a bash loop', full: true, required: true },
   { impl: 'wireguard-tools.js', how: '`setConfig` with one peer per call', full: false, required: false },
   { impl: 'netlink', how: '`setDevice` with one peer per call', full: false, required: false },
@@ -52,7 +55,7 @@ export const measurement: Measurement = {
   figure: 'p50 latency of one install',
   notes: [
     'Floor: the kernel\'s own per-peer cost, `wg addconf` of the N peers (bulk) ÷ N, measured on the same interface in the same run. With a private key the kernel computes a static DH per peer; that dominates.',
-    'Library calls are timed inside a long-running Node process after untimed warm-up installs; "first" is the first call of a fresh process (it includes one-time work such as resolving the netlink family, and for jitguard a dump of the device to learn its public key).',
+    'Library calls are timed inside a long-running Node process after untimed warm-up installs; "first" is the first call of a fresh process (it includes one-time work such as resolving the netlink family, and for jitguard reading the interface's public key from the first datagram of a dump).',
     'wg(8) is timed per process, as a shell runs it (fork + exec + netlink + exit).',
     'Samples from jitguard and wg(8) are taken in alternating rounds to spread out noise from the shared host.',
   ],
@@ -79,8 +82,21 @@ export const measurement: Measurement = {
           if (state.error) continue; // a failing implementation is tried in the first round only
           if (!plan.full && round > 0) continue;
           const count = plan.full ? perRound : Math.min(3, perRound);
-          const warmup = plan.full ? cfg.installWarmup : 0;
+          const inProcess = plan.impl === 'jitguard' || plan.impl === 'node-floor' || plan.impl === 'c-floor';
+          const warmup = !plan.full ? 0 : inProcess ? cfg.libraryWarmup : cfg.installWarmup;
           ctx.log(`install-latency n=${n} ${plan.impl}: round ${round + 1}, ${count} installs`);
+          if (plan.impl === 'c-floor') {
+            const result = await cFloor(fixture.ns, warmup + count, nextIndex);
+            nextIndex += warmup + count;
+            if (!result.ok) state.error = { impl: plan.impl, how: plan.how, ok: false, error: result.error };
+            else {
+              installed += warmup + count;
+              state.samples.push(...result.samples.slice(warmup));
+              state.first.push(result.samples[0]!);
+              state.rss = Math.max(state.rss, result.maxRssKiB);
+            }
+            continue;
+          }
           if (plan.impl === 'wg') {
             const result = await wgLoop(fixture.ns, take(warmup + count));
             if (!result.ok) state.error = { impl: plan.impl, how: plan.how, ok: false, error: result.error };
@@ -115,6 +131,8 @@ export const measurement: Measurement = {
         const figures = latencyFigures(state.samples);
         figures.firstSeconds = Math.max(...state.first);
         figures.p50OverFloor = figures.p50Seconds! / floor;
+        const cFloorSamples = collected.get('c-floor')?.samples;
+        if (cFloorSamples?.length) figures.p50OverCFloor = figures.p50Seconds! / latencyFigures(cFloorSamples).p50Seconds!;
         const notes: string[] = [];
         if (!plan.full) notes.push('few samples (an implementation expected to fail)');
         rows.push({ impl: plan.impl, how: plan.how, ok: true, seconds: figures.p50Seconds, figures, maxRssKiB: state.rss, notes });
@@ -138,6 +156,20 @@ export const measurement: Measurement = {
     };
   },
 };
+
+/**
+ * The system-call floor of one install: install-floor.c sending one-peer SETs back to back
+ * from one process (each left on the device, as the library rows leave theirs), numbered from
+ * `firstIndex` so that its allowed IPs (100.64.0.0/10) never repeat within a run.
+ */
+async function cFloor(ns: string, count: number, firstIndex: number): Promise<{ ok: boolean; samples: number[]; maxRssKiB: number; error?: string }> {
+  const result = await measure([INSTALL_FLOOR, INTERFACE, String(count), '0', '--keep', '--first-index', String(firstIndex)], { ns });
+  const samples = result.stdout.trim().split('\n').filter(Boolean).map((line) => Number(line) / 1e9);
+  if (result.status !== 0 || samples.length !== count) {
+    return { ok: false, samples, maxRssKiB: result.maxRssKiB, error: `install-floor failed after ${samples.length} installs: ${result.stderr.trim().slice(0, 300)}` };
+  }
+  return { ok: true, samples, maxRssKiB: result.maxRssKiB };
+}
 
 /** wg(8) per peer from a bash loop; returns the per-call wall times. */
 async function wgLoop(ns: string, peers: PeerSpec[]): Promise<{ ok: boolean; samples: number[]; maxRssKiB: number; error?: string }> {
@@ -165,6 +197,7 @@ async function wgLoop(ns: string, peers: PeerSpec[]): Promise<{ ok: boolean; sam
 export async function child(impl: string, params: Record<string, unknown>): Promise<ChildReport> {
   const peers = params.peers as PeerSpec[];
   const warmup = params.warmup as number;
+  if (impl === 'node-floor') return nodeFloor(peers, warmup);
   const adapter = await loadAdapter(impl, { privateKey: params.privateKey as string | undefined });
   const samples: number[] = [];
   let first = NaN;
@@ -183,6 +216,51 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
     return { ok: false, ...describeError(error), figures: { installed } };
   } finally {
     adapter.close();
+  }
+  return { ok: true, samples, figures: { firstSeconds: first, installed } };
+}
+
+/**
+ * The lowest any Node library can reach here: each one-peer SET is validated, encoded and
+ * numbered before its clock starts, and the clock covers only the addon's synchronous
+ * `exchangeNow` (the same system calls as the C floor, plus the crossing into native code and
+ * back). The difference to the C floor is Node's own; the difference to jitguard is jitguard's.
+ */
+async function nodeFloor(peers: PeerSpec[], warmup: number): Promise<ChildReport> {
+  const { NativeTransport } = await import('../../lib/netlink/transport.js');
+  const { NetlinkConnection } = await import('../../lib/netlink/connection.js');
+  const { NETLINK_GENERIC } = await import('../../lib/netlink/constants.js');
+  const { resolveFamily } = await import('../../lib/netlink/genl.js');
+  const { setSequence } = await import('../../lib/netlink/message.js');
+  const { validateConfig } = await import('../../lib/wireguard/validate.js');
+  const { encodeSetDevice } = await import('../../lib/wireguard/encode.js');
+  const connection = new NetlinkConnection(() => new NativeTransport(NETLINK_GENERIC, '', 10_000), NETLINK_GENERIC);
+  const transport = new NativeTransport(NETLINK_GENERIC, '', 10_000);
+  const samples: number[] = [];
+  let first = NaN;
+  let installed = 0;
+  try {
+    const family = await resolveFamily(connection, 'wireguard', 'resolveFamily');
+    let sequence = 1;
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!;
+      const config = validateConfig({ peers: [{ publicKey: p.publicKey, endpoint: p.endpoint, allowedIps: [p.allowedIp] }] }, null);
+      const [message] = encodeSetDevice(family, INTERFACE, config, 32768).messages;
+      setSequence(message!, sequence++);
+      const t0 = now();
+      const result = transport.exchangeNow([message!]);
+      const t = now() - t0;
+      if (result.completed !== 1) throw new Error(`install ${i}: the kernel refused the SET`);
+      installed++;
+      if (i === 0) first = t;
+      if (i >= warmup) samples.push(t);
+    }
+  } catch (error) {
+    const { describeError } = await import('./common.js');
+    return { ok: false, ...describeError(error), figures: { installed } };
+  } finally {
+    transport.close();
+    await connection.close();
   }
   return { ok: true, samples, figures: { firstSeconds: first, installed } };
 }

@@ -165,11 +165,22 @@ export function parsePrefix(text: string): Prefix | string {
   if (!address) return 'expected an IPv4 or IPv6 prefix such as "10.0.0.7/32" or "fd00::/64"';
   const max = address.family === 4 ? 32 : 128;
   if (slash === -1) return { family: address.family, bytes: address.bytes, length: max };
-  const lengthText = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(lengthText) || Number(lengthText) > max) {
-    return `prefix length must be an integer from 0 to ${max}`;
+  const length = parsePrefixLength(text, slash + 1);
+  if (length < 0 || length > max) return `prefix length must be an integer from 0 to ${max}`;
+  return { family: address.family, bytes: address.bytes, length };
+}
+
+/** The 1 to 3 decimal digits from `start` to the end of `text` as a number, or -1. */
+function parsePrefixLength(text: string, start: number): number {
+  const digits = text.length - start;
+  if (digits < 1 || digits > 3) return -1;
+  let value = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    value = value * 10 + c;
   }
-  return { family: address.family, bytes: address.bytes, length: Number(lengthText) };
+  return value;
 }
 
 export function formatPrefix(prefix: Prefix): string {
@@ -187,6 +198,7 @@ export function parseEndpoint(text: string): Endpoint | string {
   let host: string;
   let portText: string;
   let scopeId = 0;
+  let v4: Uint8Array | null = null;
   if (text.startsWith('[')) {
     const close = text.indexOf(']');
     if (close === -1 || text[close + 1] !== ':') return 'expected "[ipv6]:port"';
@@ -205,13 +217,14 @@ export function parseEndpoint(text: string): Endpoint | string {
     if (colon === -1) return 'endpoint needs a port: expected "ip:port" or "[ipv6]:port"';
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
-    if (parseIPv4(host) === null) {
+    v4 = parseIPv4(host);
+    if (v4 === null) {
       return parseIPv6(host) !== null ? 'IPv6 endpoints need brackets: "[ipv6]:port"' : 'expected a numeric "ip:port" (host names are not resolved)';
     }
   }
   const port = parsePort(portText);
   if (port === 0) return 'port must be an integer from 1 to 65535';
-  const address = parseAddress(host);
+  const address: Address | null = v4 ? { family: 4, bytes: v4 } : parseAddress(host);
   if (!address) return 'expected a numeric IP address';
   return { family: address.family, bytes: address.bytes, port, scopeId };
 }

@@ -106,9 +106,12 @@ export class MessageWriter {
     this.buffer.set(data, offset);
   }
 
-  /** NUL-terminated string attribute (NLA_NUL_STRING / NLA_STRING). */
+  /** NUL-terminated string attribute (NLA_NUL_STRING / NLA_STRING), written in place. */
   attrString(type: number, value: string): void {
-    this.attr(type, Buffer.from(`${value}\0`, 'utf8'));
+    const length = Buffer.byteLength(value, 'utf8') + 1;
+    if (NLA_HDRLEN + length > 0xffff) throw new RangeError(`attribute of ${NLA_HDRLEN + length} bytes exceeds the 65535-byte netlink limit`);
+    const at = this.attrSpace(type, length); // zero-filled: the NUL is there already
+    this.buffer.write(value, at, 'utf8');
   }
 
   /** Opens a nested attribute; pass the returned offset to `endNest`. */
@@ -132,6 +135,18 @@ export class MessageWriter {
   /** Copies out the bytes written so far. */
   take(): Buffer {
     return Buffer.from(this.buffer.subarray(0, this.length));
+  }
+
+  /**
+   * Hands over the bytes written so far without copying them, and starts afresh on a new,
+   * empty buffer: for the last message of an encoding. The caller owns (and wipes) what it got.
+   */
+  release(): Buffer {
+    const written = this.buffer.subarray(0, this.length);
+    this.buffer = Buffer.alloc(0);
+    this.length = 0;
+    this.highWater = 0;
+    return written;
   }
 
   /** Overwrites every byte ever written; call when the bytes may have held secrets. */

@@ -186,9 +186,13 @@ export function* setDeviceMessages(
     }
     peersNest = -1;
   };
-  const finishMessage = (boundary: MessageBoundary) => {
+  const finishMessage = (boundary: MessageBoundary, last = false) => {
     if (peersNest !== -1) writer.endNest(peersNest);
     endMessage(writer, messageStart);
+    if (last) {
+      ready.push({ message: writer.release(), boundary }); // the writer's own bytes: nothing copied
+      return;
+    }
     ready.push({ message: writer.take(), boundary });
     writer.truncate(0);
   };
@@ -201,12 +205,9 @@ export function* setDeviceMessages(
       if (peersNest === -1) peersNest = writer.beginNest(WGDEVICE_A_PEERS);
       const begin = writer.size;
       const hasAllowedIps = peer.allowedIps !== undefined && peer.allowedIps.length > 0;
-      const writeHead = () => {
-        const nest = writer.beginNest(0);
-        writePeerHead(writer, peer);
-        return { peerNest: nest, allowedNest: hasAllowedIps ? writer.beginNest(WGPEER_A_ALLOWEDIPS) : -1 };
-      };
-      let { peerNest, allowedNest } = writeHead();
+      let peerNest = writer.beginNest(0);
+      writePeerHead(writer, peer);
+      let allowedNest = hasAllowedIps ? writer.beginNest(WGPEER_A_ALLOWEDIPS) : -1;
       const othersInMessage = begin > peersNest + NLA_HDRLEN;
       if (!fits() && othersInMessage) {
         // The peer's head does not fit behind the peers already here: start it afresh.
@@ -214,7 +215,9 @@ export function* setDeviceMessages(
         finishMessage({ completedPeers: index });
         startMessage(false);
         peersNest = writer.beginNest(WGDEVICE_A_PEERS);
-        ({ peerNest, allowedNest } = writeHead());
+        peerNest = writer.beginNest(0);
+        writePeerHead(writer, peer);
+        allowedNest = hasAllowedIps ? writer.beginNest(WGPEER_A_ALLOWEDIPS) : -1;
       }
       if (hasAllowedIps && peer.allowedIps) {
         for (const prefix of peer.allowedIps) {
@@ -239,7 +242,7 @@ export function* setDeviceMessages(
       writer.endNest(peerNest);
       while (ready.length > 0) yield ready.shift()!;
     }
-    finishMessage({ completedPeers: config.peers.length });
+    finishMessage({ completedPeers: config.peers.length }, true);
     yield ready.shift()!;
   } finally {
     // Messages finished but not handed out (the caller stopped early) are wiped with the writer.
