@@ -113,9 +113,11 @@ function validatePeer(peer: unknown, index: number): NormalizedPeer {
     replaceAllowedIps: p.replaceAllowedIps === undefined ? false : optionalBoolean(p.replaceAllowedIps, `${path}.replaceAllowedIps`),
   };
   if (normalized.remove) {
-    const others = Object.entries(p).filter(([k, v]) => k !== 'publicKey' && k !== 'remove' && v !== undefined);
-    if (others.length > 0) {
-      throw new ValidationError(path, `remove cannot be combined with ${others.map(([k]) => k).join(', ')}`);
+    for (const field in p) {
+      if (field !== 'publicKey' && field !== 'remove' && p[field as keyof PeerConfig] !== undefined && Object.hasOwn(p, field)) {
+        const others = Object.entries(p).filter(([k, v]) => k !== 'publicKey' && k !== 'remove' && v !== undefined);
+        throw new ValidationError(path, `remove cannot be combined with ${others.map(([k]) => k).join(', ')}`);
+      }
     }
     return normalized;
   }
