@@ -55,7 +55,7 @@ export const measurement: Measurement = {
   figure: 'p50 latency of one install',
   notes: [
     'Floor: the kernel\'s own per-peer cost, `wg addconf` of the N peers (bulk) ÷ N, measured on the same interface in the same run. With a private key the kernel computes a static DH per peer; that dominates.',
-    'Library calls are timed inside a long-running Node process after untimed warm-up installs; "first" is the first call of a fresh process (it includes one-time work such as resolving the netlink family, and for jitguard reading the interface's public key from the first datagram of a dump).',
+    'Library calls are timed inside a long-running Node process after untimed warm-up installs; "first" is the first call of a fresh process (it includes one-time work such as resolving the netlink family, and for jitguard reading the interface\'s public key from the first datagram of a dump).',
     'wg(8) is timed per process, as a shell runs it (fork + exec + netlink + exit).',
     'Samples from jitguard and wg(8) are taken in alternating rounds to spread out noise from the shared host.',
   ],
