@@ -54,7 +54,8 @@ export const measurement: Measurement = {
   title: 'Single-peer install latency onto an interface holding N peers',
   figure: 'p50 latency of one install',
   notes: [
-    'Floor: the kernel\'s own per-peer cost, `wg addconf` of the N peers (bulk) ÷ N, measured on the same interface in the same run. With a private key the kernel computes a static DH per peer; that dominates.',
+    'Anchors: the C one-peer SET (bench/gateway/install-floor.c, back to back from one process, each peer left on the device as the library rows leave theirs) is the system-call floor of one install, what the goal compares with; the Node floor (the addon sending a SET encoded before its clock starts) is the lowest any Node library can reach here. The kernel\'s bulk share, `wg addconf` of the N peers ÷ N on the same interface, is shown for scale: one message cannot reach it.',
+    'Library and floor rows get untimed warm-up installs in their process first, 100 in the default run: a gateway\'s install path is warm; wg(8) rows 5 (bash processes, nothing to warm).',
     'Library calls are timed inside a long-running Node process after untimed warm-up installs; "first" is the first call of a fresh process (it includes one-time work such as resolving the netlink family, and for jitguard reading the interface\'s public key from the first datagram of a dump).',
     'wg(8) is timed per process, as a shell runs it (fork + exec + netlink + exit).',
     'Samples from jitguard and wg(8) are taken in alternating rounds to spread out noise from the shared host.',
