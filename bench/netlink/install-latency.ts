@@ -86,20 +86,15 @@ export const measurement: Measurement = {
           const inProcess = plan.impl === 'jitguard' || plan.impl === 'node-floor' || plan.impl === 'c-floor';
           const warmup = !plan.full ? 0 : inProcess ? cfg.libraryWarmup : cfg.installWarmup;
           ctx.log(`install-latency n=${n} ${plan.impl}: round ${round + 1}, ${count} installs`);
-          if (plan.impl === 'c-floor') {
-            const result = await cFloor(fixture.ns, warmup + count, nextIndex);
-            nextIndex += warmup + count;
-            if (!result.ok) state.error = { impl: plan.impl, how: plan.how, ok: false, error: result.error };
-            else {
-              installed += warmup + count;
-              state.samples.push(...result.samples.slice(warmup));
-              state.first.push(result.samples[0]!);
-              state.rss = Math.max(state.rss, result.maxRssKiB);
+          if (plan.impl === 'c-floor' || plan.impl === 'wg') {
+            // Processes timed from outside a Node child: the C floor, and wg(8) from bash.
+            let result;
+            if (plan.impl === 'c-floor') {
+              result = await cFloor(fixture.ns, warmup + count, nextIndex);
+              nextIndex += warmup + count;
+            } else {
+              result = await wgLoop(fixture.ns, take(warmup + count));
             }
-            continue;
-          }
-          if (plan.impl === 'wg') {
-            const result = await wgLoop(fixture.ns, take(warmup + count));
             if (!result.ok) state.error = { impl: plan.impl, how: plan.how, ok: false, error: result.error };
             else {
               installed += warmup + count;
@@ -200,13 +195,26 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
   const warmup = params.warmup as number;
   if (impl === 'node-floor') return nodeFloor(peers, warmup);
   const adapter = await loadAdapter(impl, { privateKey: params.privateKey as string | undefined });
+  try {
+    return await timedInstalls(peers, warmup, (peer) => peer, (peer) => adapter.setPeers([peer]));
+  } finally {
+    adapter.close();
+  }
+}
+
+/**
+ * Installs `peers` one at a time: `prepare` untimed, `install` timed. The first `warmup`
+ * samples are left out (the first call's time is reported apart).
+ */
+async function timedInstalls<T>(peers: PeerSpec[], warmup: number, prepare: (peer: PeerSpec, index: number) => T, install: (prepared: T, index: number) => unknown): Promise<ChildReport> {
   const samples: number[] = [];
   let first = NaN;
   let installed = 0;
   try {
     for (let i = 0; i < peers.length; i++) {
+      const prepared = prepare(peers[i]!, i);
       const t0 = now();
-      await adapter.setPeers([peers[i]!]);
+      await install(prepared, i);
       const t = now() - t0;
       installed++;
       if (i === 0) first = t;
@@ -215,8 +223,6 @@ export async function child(impl: string, params: Record<string, unknown>): Prom
   } catch (error) {
     const { describeError } = await import('./common.js');
     return { ok: false, ...describeError(error), figures: { installed } };
-  } finally {
-    adapter.close();
   }
   return { ok: true, samples, figures: { firstSeconds: first, installed } };
 }
@@ -237,31 +243,23 @@ async function nodeFloor(peers: PeerSpec[], warmup: number): Promise<ChildReport
   const { encodeSetDevice } = await import('../../lib/wireguard/encode.js');
   const connection = new NetlinkConnection(() => new NativeTransport(NETLINK_GENERIC, '', 10_000), NETLINK_GENERIC);
   const transport = new NativeTransport(NETLINK_GENERIC, '', 10_000);
-  const samples: number[] = [];
-  let first = NaN;
-  let installed = 0;
   try {
     const family = await resolveFamily(connection, 'wireguard', 'resolveFamily');
     let sequence = 1;
-    for (let i = 0; i < peers.length; i++) {
-      const p = peers[i]!;
+    return await timedInstalls(peers, warmup, (p) => {
       const config = validateConfig({ peers: [{ publicKey: p.publicKey, endpoint: p.endpoint, allowedIps: [p.allowedIp] }] }, null);
       const [message] = encodeSetDevice(family, INTERFACE, config, 32768).messages;
       setSequence(message!, sequence++);
-      const t0 = now();
-      const result = transport.exchangeNow([message!]);
-      const t = now() - t0;
-      if (result.completed !== 1) throw new Error(`install ${i}: the kernel refused the SET`);
-      installed++;
-      if (i === 0) first = t;
-      if (i >= warmup) samples.push(t);
-    }
+      return message!;
+    }, (message, i) => {
+      // A refusal would end the exchange with completed 0 (the kernel answered with an error).
+      if (transport.exchangeNow([message]).completed !== 1) throw new Error(`install ${i}: the kernel refused the SET`);
+    });
   } catch (error) {
     const { describeError } = await import('./common.js');
-    return { ok: false, ...describeError(error), figures: { installed } };
+    return { ok: false, ...describeError(error) };
   } finally {
     transport.close();
     await connection.close();
   }
-  return { ok: true, samples, figures: { firstSeconds: first, installed } };
 }

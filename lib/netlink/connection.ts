@@ -10,7 +10,7 @@ import { decodeAck, decodeDone, messagesIn, sequenceOf, setSequence } from './me
 import { checkRequests } from './request.js';
 import { runAtOnce, runInSlices, SliceClock } from '../slices.js';
 import type { NetlinkMessage } from './message.js';
-import type { NetlinkTransport } from './transport.js';
+import type { ExchangeResult, NetlinkTransport } from './transport.js';
 
 /** What a failure is about, for the error it produces. */
 export interface RequestContext {
@@ -90,20 +90,13 @@ export class NetlinkConnection {
         this.transport = undefined;
         throw fromSystemCallError(error, messages.length, context);
       }
-      try {
-        // A dump of 10^5 peers is thousands of messages: looked through in slices, so that
-        // timers and I/O get their turns (one pass held the event loop ~50 ms in the TCG VM).
-        // A few datagrams (a SET's, whose acks the addon does not even hand over) at once.
-        const few = result.replies.length <= FEW_DATAGRAMS;
-        const clock = few ? new SliceClock(Infinity) : new SliceClock();
-        const steps = interpret(messages, result.replies, result.completed, context, clock);
-        const interpreted = few ? runAtOnce(steps) : await runInSlices(steps, clock);
-        return { ...interpreted, datagrams: result.replies };
-      } catch (error) {
-        for (const datagram of result.replies) datagram.fill(0);
-        throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
-      }
+      return readReplies(messages, result, context);
     };
+    return this.enqueue(run);
+  }
+
+  /** Runs `run` once every request queued before it has finished. */
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;
@@ -135,17 +128,9 @@ export class NetlinkConnection {
         transport.close();
         this.transport = undefined;
       }
-      try {
-        const interpreted = runAtOnce(interpret([message], result.replies, result.completed, context, new SliceClock(Infinity)));
-        return { ...interpreted, datagrams: result.replies };
-      } catch (error) {
-        for (const datagram of result.replies) datagram.fill(0);
-        throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
-      }
+      return readReplies([message], result, context);
     };
-    const next = this.queue.then(run, run);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.enqueue(run);
   }
 
   /**
@@ -215,9 +200,7 @@ export class NetlinkConnection {
       await source.abandon();
       throw overall(failure.error, failure.completed, context);
     };
-    const next = this.queue.then(run, run);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.enqueue(run);
   }
 
   /** Numbers `messages` and returns the transport to send them on, opening it if needed. */
@@ -255,6 +238,25 @@ export class NetlinkConnection {
 
 /** Reply datagrams looked through in one go, without a clock: far less than a slice's work. */
 const FEW_DATAGRAMS = 8;
+
+/**
+ * The kernel's answer to `sent`: its data messages, or its error. A dump of 10^5 peers is
+ * thousands of datagrams, looked through in slices so that timers and I/O get their turns (one
+ * pass held the event loop ~50 ms in the TCG VM); a few (a SET's, whose acks the addon does not
+ * even hand over) at once. The datagrams are wiped here if this fails, else by the caller.
+ */
+async function readReplies(sent: Buffer[], result: ExchangeResult, context: RequestContext): Promise<RequestResult> {
+  try {
+    const few = result.replies.length <= FEW_DATAGRAMS;
+    const clock = few ? new SliceClock(Infinity) : new SliceClock();
+    const steps = interpret(sent, result.replies, result.completed, context, clock);
+    const interpreted = few ? runAtOnce(steps) : await runInSlices(steps, clock);
+    return { ...interpreted, datagrams: result.replies };
+  } catch (error) {
+    for (const datagram of result.replies) datagram.fill(0);
+    throw error instanceof NetlinkDecodeError ? NetlinkDecodeError.inContext(error, context) : error;
+  }
+}
 
 function closedError(context: RequestContext): WireGuardError {
   return new WireGuardError(`${context.operation}: the WireGuard instance is closed`, {
